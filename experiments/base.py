@@ -1,0 +1,82 @@
+"""The Lightning module every experiment builds on: optimizer, schedule, resumable RNG."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class TaskModule(L.LightningModule):
+    """A network trained under a loss, with the optimizer and schedule given as Hydra partials.
+
+    ``optimizer(params)`` builds the optimizer; ``scheduler(optimizer, total_steps=...)`` builds a
+    per-step schedule. The loss's own parameters (e.g. a MINE critic) are optimised too.
+    Checkpoints carry the RNG states so that a resumed run draws the same random numbers
+    (dropout, sampling, random projections) as one that went straight through.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    examples: dict[str, torch.Tensor] | None = None
+
+    def keep_examples(self, batch_idx: int, **images: torch.Tensor) -> None:
+        """Remember the first test batch's images for the examples panel."""
+        if batch_idx == 0:
+            self.examples = {name: image.detach().cpu() for name, image in images.items()}
+
+    def on_test_end(self) -> None:
+        if self.examples and self.trainer.is_global_zero and not self.trainer.fast_dev_run:
+            from experiments.panels import save_panel
+
+            path = Path(self.trainer.default_root_dir) / "examples.png"
+            save_panel(path, self.examples, title=f"{type(self).__name__}: first test examples")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
+        kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss],
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        kind, keys, position, has_gauss, cached_gauss = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss))
+        random.setstate(states["python"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])

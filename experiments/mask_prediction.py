@@ -1,0 +1,53 @@
+"""DeepMI Exp2 (Sec. 5.2, Fig. 1b): predict a mask M_s so that I_s * M_s matches I_t."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.classification import BinaryJaccardIndex
+
+from experiments.base import TaskModule
+
+# Table 1's IoU columns
+THRESHOLDS = (0.05, 0.10, 0.20, 0.40, 0.50)
+
+
+def dissimilar_region(mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Pixels the network switched off: M_s < threshold.
+
+    I_t is I_s with a rectangle set to zero, so the only way I_s * M_s can match I_t there is
+    M_s -> 0; elsewhere M_s -> 1. The "dissimilar region" is therefore the low side of the
+    threshold, and a larger threshold admits less confident pixels.
+    """
+    return mask < threshold
+
+
+class MaskPredictionModule(TaskModule):
+    """UNet on (I_s, I_t) -> sigmoid mask; trained by loss(I_s * M_s, I_t) without mask labels.
+
+    Test metric per threshold t: IoU of {M_s < t} against the true rectangle, accumulated over
+    all test pixels (torchmetrics' BinaryJaccardIndex), reported as test/iou_0.05 etc.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ious = torch.nn.ModuleList(BinaryJaccardIndex() for _ in THRESHOLDS)
+
+    def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([source, target], dim=1))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mask = self(batch["source"], batch["target"])
+        loss = self.loss(batch["source"] * mask, batch["target"])
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        mask = self(batch["source"], batch["target"])
+        truth = batch["mask"] > 0.5
+        self.keep_examples(
+            batch_idx, source=batch["source"], target=batch["target"], masked_source=batch["source"] * mask,
+            predicted_mask=mask, dissimilar_true=batch["mask"],
+        )  # fmt: skip
+        for threshold, iou in zip(THRESHOLDS, self.ious, strict=True):
+            iou(dissimilar_region(mask, threshold).long(), truth.long())
+            self.log(f"test/iou_{threshold:.2f}", iou)

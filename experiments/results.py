@@ -1,0 +1,186 @@
+"""Read a folder of runs (metrics.json files) and assemble the paper tables from them."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.config_checks import CONFIG_DIR
+from experiments.tables import Column, Table
+
+PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "scripts" / "paper_numbers.yaml"
+
+
+def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every finished run below runs_dir (unfinished or unreadable ones are skipped)."""
+    runs = []
+    for path in sorted(Path(runs_dir).rglob("metrics.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if record.get("status") == "finished":
+            record["path"] = str(path.parent)
+            runs.append(record)
+    return runs
+
+
+@cache
+def default_bins(loss: str) -> int | None:
+    path = CONFIG_DIR / "loss" / f"{loss}.yaml"
+    return yaml.safe_load(path.read_text()).get("bins") if path.exists() else None
+
+
+@cache
+def paper_numbers() -> dict[str, Any]:
+    return yaml.safe_load(PAPER_NUMBERS.read_text())
+
+
+@dataclass
+class Cell:
+    values: list[float]
+    paper: float | None
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+def _row_matches(table: Table, row: str, run: dict[str, Any]) -> bool:
+    if any(run.get(key) != value for key, value in table.fixed.items()):
+        return False
+    if table.row_field == "bins":
+        return str(run.get("bins")) == row
+    # rows keyed by loss: a histogram loss counts at its default bin count only (Table 1)
+    return run.get("loss") == row and run.get("bins") == default_bins(row)
+
+
+def assemble(table: Table, runs: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
+    """(row, column key) -> our values over seeds and the paper's value."""
+    paper = paper_numbers()[table.paper_key]
+    cells = {}
+    for row in table.rows:
+        paper_row = paper["rows"].get(row) or [None] * len(paper["columns"])
+        for column in table.columns:
+            values = [
+                run["metrics"][column.metric] * column.scale
+                for run in runs
+                if run.get("experiment") == column.experiment
+                and column.metric in run.get("metrics", {})
+                and _row_matches(table, row, run)
+            ]
+            values = [v for v in values if math.isfinite(v)]
+            paper_value = paper_row[paper["columns"].index(column.key)]
+            cells[(row, column.key)] = Cell(values, paper_value)
+    return cells
+
+
+def lower_is_better(table: Table, column: Column) -> bool:
+    return bool(paper_numbers()[table.paper_key]["lower_is_better"].get(column.key, False))
+
+
+def best_row(table: Table, cells: dict, column: Column, ours: bool) -> str | None:
+    """The row with the best value in a column, ours (mean) or the paper's."""
+    scored = [
+        (cells[(row, column.key)].mean if ours else cells[(row, column.key)].paper, row) for row in table.rows
+    ]
+    scored = [(value, row) for value, row in scored if value is not None]
+    if not scored:
+        return None
+    pick = min if lower_is_better(table, column) else max
+    return pick(scored)[1]
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.1f}"
+
+
+def to_markdown(table: Table, cells: dict) -> str:
+    """Each cell: ours mean ± std (n seeds) / paper; the best of ours per column in bold."""
+    header = [table.row_field, *(c.title for c in table.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {c.key: best_row(table, cells, c, ours=True) for c in table.columns}
+    for row in table.rows:
+        entries = [row]
+        for column in table.columns:
+            cell = cells[(row, column.key)]
+            ours = (
+                "not run"
+                if cell.mean is None
+                else f"{_fmt(cell.mean)} ± {_fmt(cell.std)} ({len(cell.values)})"
+            )
+            if best[column.key] == row and cell.mean is not None:
+                ours = f"**{ours}**"
+            entries.append(f"{ours} / {_fmt(cell.paper)}")
+        lines.append("| " + " | ".join(entries) + " |")
+    return "\n".join(lines)
+
+
+def claims(table: Table, cells: dict) -> list[str]:
+    """Per column: does the paper's best row come out best in our runs too?"""
+    statements = []
+    for column in table.columns:
+        paper_best = best_row(table, cells, column, ours=False)
+        ours_best = best_row(table, cells, column, ours=True)
+        if paper_best is None:
+            continue
+        ours_cell = cells[(paper_best, column.key)]
+        if ours_cell.mean is None or ours_best is None:
+            statements.append(f"- {column.title}: paper's best is {paper_best}; not run here.")
+            continue
+        n = len(ours_cell.values)
+        if ours_best == paper_best:
+            runner_up = sorted(
+                (cells[(r, column.key)].mean, r)
+                for r in table.rows
+                if r != paper_best and cells[(r, column.key)].mean is not None
+            )
+            margin = ""
+            if runner_up:
+                value, row = runner_up[0] if lower_is_better(table, column) else runner_up[-1]
+                margin = f", ahead of {row} by {abs(ours_cell.mean - value):.3g}"
+            statements.append(
+                f"- {column.title}: {paper_best} best — **holds** ({_fmt(ours_cell.mean)}{margin}; {n} seed(s))."
+            )
+        else:
+            best_value = cells[(ours_best, column.key)].mean
+            statements.append(
+                f"- {column.title}: {paper_best} best — **does not hold**: {ours_best} "
+                f"{_fmt(best_value)} vs {paper_best} {_fmt(ours_cell.mean)} ({n} seed(s))."
+            )
+    return statements
+
+
+def scale_summary(table: Table, runs: list[dict[str, Any]]) -> list[str]:
+    """One line per experiment: data sizes, epochs, seeds, debug mode, device, wall time."""
+    lines = []
+    for experiment in dict.fromkeys(c.experiment for c in table.columns):
+        mine = [r for r in runs if r.get("experiment") == experiment]
+        if not mine:
+            lines.append(f"- {experiment}: no runs")
+            continue
+        config = mine[0]["config"]
+        data = config.get("dataset") or {}
+        sizes = ", ".join(f"{k}={data[k]}" for k in ("n_train", "n_test", "height", "width") if k in data)
+        seeds = sorted({r.get("seed") for r in mine}, key=str)
+        devices = sorted({r["environment"]["device"] for r in mine})
+        wall = sum(r.get("wall_time_s", 0) for r in mine)
+        lines.append(
+            f"- {experiment}: {len(mine)} runs; {sizes}; epochs={config['trainer'].get('max_epochs')}; "
+            f"seeds={seeds}; debug={mine[0].get('debug')}; device={', '.join(devices)}; "
+            f"total wall time {wall / 60:.1f} min"
+        )
+    return lines

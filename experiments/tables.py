@@ -1,0 +1,99 @@
+"""What each paper table is made of: its Hydra sweeps and where each cell's number comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+IMAGE_LOSSES = ("l1", "l2", "ssim", "ssim_l2", "mi", "lmi")
+BIN_SWEEP = (3, 11, 15, 25)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a paper table: a metric of one experiment's metrics.json."""
+
+    key: str  # as in scripts/paper_numbers.yaml
+    experiment: str
+    metric: str
+    title: str
+    scale: float = 1.0  # multiply our metric by this to match the paper's unit
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One Hydra multirun: an experiment and the overrides swept over (seeds added by the caller)."""
+
+    experiment: str
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    paper_key: str
+    row_field: str  # "loss" or "bins": what distinguishes the rows in metrics.json
+    rows: tuple[str, ...]
+    columns: tuple[Column, ...]
+    sweeps: tuple[Sweep, ...]
+    # for rows keyed by loss: only runs at these loss settings count (Table 1 uses default bins)
+    fixed: dict[str, object] = field(default_factory=dict)
+
+
+DEEPMI_COLUMNS = (
+    Column("exp1/mae_tx", "exp1_bar", "test/mae_tx", "Exp1 MAE_tx (px)"),
+    Column("exp1/mae_theta", "exp1_bar", "test/mae_theta", "Exp1 MAE_θ (deg)"),
+    *(
+        Column(f"exp2/iou_{t}", "exp2_mask", f"test/iou_{t}", f"Exp2 IoU_{t}")
+        for t in ("0.05", "0.10", "0.20", "0.40", "0.50")
+    ),
+    Column("exp3/mae_depth_m", "exp3_depth", "test/mae_depth_m", "Exp3 MAE (m)"),
+)
+
+DEEPMI_EXPERIMENTS = ("exp1_bar", "exp2_mask", "exp3_depth")
+
+TABLES: dict[str, Table] = {
+    "deepmi-table1": Table(
+        name="DeepMI Table 1: losses on the three unsupervised tasks",
+        paper_key="deepmi_table1",
+        row_field="loss",
+        rows=IMAGE_LOSSES,
+        columns=DEEPMI_COLUMNS,
+        sweeps=tuple(Sweep(e, (f"loss={','.join(IMAGE_LOSSES)}",)) for e in DEEPMI_EXPERIMENTS),
+    ),
+    "deepmi-table2": Table(
+        name="DeepMI Table 2: number of bins N for L_LMI",
+        paper_key="deepmi_table2",
+        row_field="bins",
+        rows=tuple(str(n) for n in BIN_SWEEP),
+        columns=DEEPMI_COLUMNS,
+        sweeps=tuple(
+            Sweep(e, ("loss=lmi", f"loss.bins={','.join(map(str, BIN_SWEEP))}")) for e in DEEPMI_EXPERIMENTS
+        ),
+        fixed={"loss": "lmi"},
+    ),
+    "mige-table1": Table(
+        name="MIGE Table 1: Deep InfoMax, test accuracy (%) of classifiers on frozen features",
+        paper_key="mige_table1",
+        row_field="loss",
+        rows=("jsd", "jsd_pm", "infonce", "infonce_pm", "mige"),
+        columns=tuple(
+            Column(f"{d}/{level}", f"dim_{d}", f"test/acc_{level}", f"{d.upper()} {title}")
+            for d in ("cifar10", "cifar100")
+            for level, title in (("conv", "conv"), ("fc", "fc(1024)"), ("y", "Y(64)"))
+        ),
+        sweeps=tuple(
+            Sweep(f"dim_{d}", ("loss=jsd,jsd_pm,infonce,infonce_pm,mige",)) for d in ("cifar10", "cifar100")
+        ),
+    ),
+    "mige-table2": Table(
+        name="MIGE Table 2: permutation-invariant MNIST, test misclassification rate (%)",
+        paper_key="mige_table2",
+        row_field="loss",
+        rows=("vib", "mine_ib", "mige_ib"),
+        columns=(Column("mnist/error_pct", "ib_mnist", "test/error_pct", "MNIST error (%)"),),
+        sweeps=(Sweep("ib_mnist", ("loss=vib,mine_ib,mige_ib",)),),
+    ),
+}
+
+# Figures are single runs whose metrics.json points at their PNG/CSV outputs.
+FIGURES: dict[str, Sweep] = {"mige-fig1": Sweep("mige_toy", ())}

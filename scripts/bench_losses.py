@@ -1,0 +1,167 @@
+"""Forward+backward speed and peak extra memory of the deepmi losses against L1 and MONAI's MI.
+
+    python scripts/bench_losses.py                       # (8, 1, 192, 640), N = 25, 2 threads
+    python scripts/bench_losses.py --threads 1 --repeats 9 --no-monai
+
+Times are medians over interleaved rounds (every case once per round, in turn), reported as
+ratios to L1 and to MONAI's GlobalMutualInformationLoss measured in the same rounds: shared
+machines are noisy, so only the ratios are meant to be compared. Memory is the peak of bytes
+held by the CPU allocator above the level at the start of one forward+backward call (inputs
+excluded, the returned gradient included), read from torch.profiler's memory events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from deepmi.losses import L1Loss, L2Loss, LMILoss, MILoss, SSIMLoss
+from deepmi.losses._checks import check_pair
+
+Step = Callable[[], None]
+
+
+def make_step(loss: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor) -> Step:
+    def step() -> None:
+        pred.grad = None
+        loss(pred, target).backward()
+
+    return step
+
+
+def peak_extra_bytes(step: Step) -> int:
+    """Peak CPU-allocator bytes above the starting level during one call of ``step``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            step()
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
+    finally:
+        os.remove(path)
+    live = peak = 0
+    for e in sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"]):
+        live += int(e["args"]["Bytes"])  # negative for frees; frees of older blocks are not reported
+        peak = max(peak, live)
+    return peak
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.3f}" if v < 0.1 else f"{v:.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--bins", type=int, default=25)
+    ap.add_argument("--shape", type=int, nargs=4, default=[8, 1, 192, 640], metavar=("B", "C", "H", "W"))
+    ap.add_argument("--repeats", type=int, default=15, help="interleaved rounds (default 15)")
+    ap.add_argument("--no-monai", action="store_true", help="skip MONAI (it takes ~1 s per call)")
+    ap.add_argument("--no-gaussian", action="store_true", help="skip MILoss(kernel='gaussian')")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    target = torch.rand(*args.shape)
+    pred = (0.7 * target + 0.3 * torch.rand(*args.shape)).requires_grad_()
+    n = args.bins
+
+    cases: dict[str, torch.nn.Module] = {"L1Loss": L1Loss(), "L2Loss": L2Loss(), "SSIMLoss": SSIMLoss()}
+    cases["LMILoss eager"] = LMILoss(n)
+    if not args.no_compile:
+        cases["LMILoss compiled"] = LMILoss(n, compile=True)
+    cases["LMILoss histogram"] = LMILoss(n, method="histogram")
+    cases["MILoss linear eager"] = MILoss(n)
+    if not args.no_compile:
+        cases["MILoss linear compiled"] = MILoss(n, compile=True)
+    if not args.no_gaussian:
+        cases["MILoss gaussian"] = MILoss(n, kernel="gaussian")
+    if not args.no_monai:
+        try:
+            from monai.losses import GlobalMutualInformationLoss
+
+            cases["MONAI GlobalMI (gaussian)"] = GlobalMutualInformationLoss(
+                kernel_type="gaussian", num_bins=n
+            )
+        except ImportError:
+            print("monai not installed: no MONAI column", file=sys.stderr)
+    steps = {name: make_step(loss, pred, target) for name, loss in cases.items()}
+
+    print(
+        f"torch {torch.__version__}, threads={torch.get_num_threads()}, shape={tuple(args.shape)}, bins={n}"
+    )
+    warm: dict[str, float] = {}
+    for name, step in steps.items():  # the first calls compile; time them apart
+        t0 = time.perf_counter()
+        step()
+        step()
+        warm[name] = time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+
+    def ratio(name: str, ref: str) -> float | None:
+        if ref not in times:
+            return None
+        return statistics.median(a / b for a, b in zip(times[name], times[ref], strict=True))
+
+    mib = {}
+    if not args.no_memory:
+        for name, step in steps.items():
+            mib[name] = peak_extra_bytes(step) / 2**20
+    ref_mi = "MONAI GlobalMI (gaussian)"
+    cols = ("median ms", "x L1", "x MONAI", "peak MiB", "warm-up s")
+    head = f"{'loss (forward+backward)':28s} " + " ".join(f"{c:>9s}" for c in cols)
+    print(head)
+    print("-" * len(head))
+    for name in steps:
+        cells = (
+            f"{statistics.median(times[name]) * 1e3:.2f}",
+            fmt_ratio(ratio(name, "L1Loss")),
+            fmt_ratio(ratio(name, ref_mi)),
+            f"{mib[name]:.1f}" if name in mib else "-",
+            f"{warm[name]:.2f}",
+        )
+        print(f"{name:28s} " + " ".join(f"{c:>9s}" for c in cells))
+
+    b, p = args.shape[0], target[0].numel()
+    print(f"\n(a (B, pixels, N) float32 tensor here would take {b * p * n * 4 / 2**20:.1f} MiB)")
+
+    # Cost of the NaN/inf test in the input check, against an L1 step.
+    x = pred.detach()
+    with_test, without = [], []
+    for _ in range(args.repeats):
+        for out, finite in ((with_test, True), (without, False)):
+            t0 = time.perf_counter()
+            check_pair(x, target, check_finite=finite)
+            out.append(time.perf_counter() - t0)
+    extra = statistics.median(a - b for a, b in zip(with_test, without, strict=True))
+    print(
+        f"NaN/inf test of both inputs: {extra * 1e3:.3f} ms per call "
+        f"({extra / statistics.median(times['L1Loss']) * 100:.1f}% of an L1 step)"
+    )
+
+
+if __name__ == "__main__":
+    main()

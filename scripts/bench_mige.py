@@ -1,0 +1,155 @@
+"""Benchmark MIGE's cost: SSGE time against batch size M, fast vs naive, and a training-step ratio.
+
+    python scripts/bench_mige.py                 # SSGE table + training step with a tiny conv net
+    python scripts/bench_mige.py --quick         # smaller sizes, a few seconds
+
+1. ``bench_ssge``: ``ssge_score`` (regrouped, no (M, M, d) tensor) against a naive broadcast
+   implementation of the same estimator, side by side in one process, as ratios to the smallest M
+   (one ``eigh`` of the M x M Gram: ~O(M^3)) and naive/fast.
+2. ``bench_training_step(encoder_factory)``: one optimizer step (forward, backward, step) of an
+   encoder trained with each DIM objective, as a ratio to JSD. The lead plugs in the DCGAN encoder;
+   ``main`` runs it with ``tiny_conv_encoder`` so the hook works now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from deepmi.estimators import build_objective, median_bandwidth, rbf_gram, ssge_score
+
+
+def naive_ssge(samples: Tensor, n_eigen: int) -> Tensor:
+    """Shi et al.'s SSGE written with the (M, M, d) tensor of kernel gradients (the reference cost)."""
+    m = samples.shape[0]
+    sigma = median_bandwidth(samples)
+    gram = rbf_gram(samples, samples, sigma)
+    lam, u = torch.linalg.eigh(gram)
+    lam, u = lam.flip(-1)[:n_eigen], u.flip(-1)[:, :n_eigen]
+    diff = samples[:, None, :] - samples[None, :, :]
+    grad_gram = -diff / sigma**2 * gram[..., None]  # d/dx_k k(x_k, x_m)
+    grad_psi = math.sqrt(m) * torch.einsum("kmd,mj->kjd", grad_gram, u) / lam[None, :, None]
+    beta = -grad_psi.mean(0)
+    psi = math.sqrt(m) * gram @ u / lam
+    return psi @ beta
+
+
+def _time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up (allocations, lazy init)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_ssge(ms: Sequence[int], d: int = 64, naive_max_m: int = 1024, repeats: int = 3) -> list[dict]:
+    """Time fast and naive SSGE (float32, n_eigen fixed at M/4 so both do identical work)."""
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for m in ms:
+        x = torch.randn(m, d, generator=gen)
+        j = max(m // 4, 1)
+        fast = _time(lambda x=x, j=j: ssge_score(x, n_eigen=j), repeats)
+        naive = _time(lambda x=x, j=j: naive_ssge(x, j), repeats) if m <= naive_max_m else float("nan")
+        rows.append({"M": m, "fast_s": fast, "naive_s": naive})
+    base = rows[0]["fast_s"]
+    print(f"SSGE, d={d}, float32, {torch.get_num_threads()} threads, median of {repeats}")
+    print(f"{'M':>6} {'fast s':>9} {'fast/M0':>8} {'naive s':>9} {'naive/fast':>10}")
+    for r in rows:
+        fast, naive = r["fast_s"], r["naive_s"]
+        print(f"{r['M']:>6} {fast:>9.4f} {fast / base:>8.1f} {naive:>9.4f} {naive / fast:>10.1f}")
+    return rows
+
+
+def tiny_conv_encoder(z_dim: int = 64) -> nn.Module:
+    """A small stand-in for the DCGAN encoder: 32x32x3 images -> z_dim codes."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 4, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 4, 2, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, z_dim),
+    )
+
+
+DEFAULT_OBJECTIVES = {
+    "jsd": {},
+    "infonce": {},
+    "mige": {},
+    "mige_rp128": {"project_dim": 128},
+}
+
+
+def bench_training_step(
+    encoder_factory: Callable[[], nn.Module],
+    objectives: dict[str, dict] | None = None,
+    batch_size: int = 64,
+    image_shape: tuple[int, int, int] = (3, 32, 32),
+    repeats: int = 5,
+) -> dict[str, float]:
+    """Seconds per optimizer step of ``encoder_factory()`` trained with each DIM objective.
+
+    Args:
+        encoder_factory: builds a fresh encoder mapping (B, *image_shape) images to (B, K) codes.
+        objectives: display name -> kwargs; the registry name is the display name up to ``_rp``.
+    Returns:
+        display name -> median seconds per step (forward, objective, backward, Adam step).
+    """
+    objectives = DEFAULT_OBJECTIVES if objectives is None else objectives
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(batch_size, *image_shape, generator=gen)
+    x_dim = math.prod(image_shape)
+    results = {}
+    for label, kwargs in objectives.items():
+        torch.manual_seed(0)
+        encoder = encoder_factory()
+        with torch.no_grad():
+            z_dim = encoder(images[:2]).flatten(1).shape[1]
+        name = label.split("_rp")[0]
+        if name in ("mige",):
+            objective = build_objective(name, **kwargs)
+        else:
+            objective = build_objective(name, x_dim=x_dim, z_dim=z_dim, **kwargs)
+        opt = torch.optim.Adam([*encoder.parameters(), *objective.main_parameters()], lr=1e-4)
+
+        def step(encoder=encoder, objective=objective, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            out = objective(images, encoder(images))
+            out["loss"].backward()
+            opt.step()
+
+        results[label] = _time(step, repeats)
+    base_label = next(iter(results))
+    print(f"training step, batch {batch_size}, {torch.get_num_threads()} threads, median of {repeats}")
+    for label, seconds in results.items():
+        print(f"{label:>12} {seconds * 1e3:>9.1f} ms {seconds / results[base_label]:>6.2f}x {base_label}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--ms", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 2048])
+    parser.add_argument("--naive-max", type=int, default=1024, help="no naive run above this M (memory)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="M up to 512, fewer repeats")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ms = [m for m in args.ms if m <= 512] if args.quick else args.ms
+    bench_ssge(ms, d=args.d, naive_max_m=args.naive_max, repeats=1 if args.quick else args.repeats)
+    print()
+    bench_training_step(tiny_conv_encoder, repeats=2 if args.quick else 5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Regenerate a paper table or figure with one command.
+
+    python scripts/reproduce.py deepmi-table1 --scale smoke --seeds 0
+    python scripts/reproduce.py all --scale paper --seeds 0 1 2 --launcher submitit_slurm \
+        -- hydra.launcher.partition=gpu trainer=gpu
+
+Each table is one Hydra multirun per experiment (losses or bins x seeds) into
+RUNS/<scale>/<experiment>/<overrides>/. Runs are launched with skip_if_finished=true and
+ckpt_path=last, so re-running the same command skips finished cells and resumes interrupted ones.
+Then the table is assembled (scripts/make_tables.py) into RUNS/<scale>/tables/ and, with --wandb,
+logged as a wandb Table (offline unless WANDB_MODE says otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from experiments.tables import FIGURES, TABLES, Sweep  # noqa: E402
+from scripts.make_tables import write_table  # noqa: E402
+
+TARGETS = [*TABLES, *FIGURES]
+LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
+
+
+def sweeps_for(target: str) -> list[Sweep]:
+    return list(TABLES[target].sweeps) if target in TABLES else [FIGURES[target]]
+
+
+def multirun_command(
+    sweep: Sweep, target: str, scale: str, seeds: list[int], runs_dir: Path, launcher: str, extra: list[str]
+) -> list[str]:
+    command = [
+        sys.executable, str(REPO / "run.py"), "-m",
+        f"experiment={sweep.experiment}", *sweep.overrides,
+        f"seed={','.join(map(str, seeds))}",
+        f"hydra.sweep.dir={runs_dir / scale / sweep.experiment}",
+        "skip_if_finished=true", "ckpt_path=last",
+        f"logger.wandb.group={target}",
+    ]  # fmt: skip
+    if scale == "smoke":
+        command.append("debug=smoke")
+    if launcher != "basic":
+        command.append(f"hydra/launcher={launcher}")
+    return command + extra
+
+
+def log_to_wandb(target: str, markdown: Path, out_dir: Path) -> None:
+    """The assembled table as a wandb Table in the target's group (one run per table)."""
+    import csv
+
+    import wandb
+
+    rows = list(csv.reader(markdown.with_suffix(".csv").open()))
+    run = wandb.init(
+        project="deepmi", group=target, name=f"{target}-table", job_type="table",
+        mode=os.environ.get("WANDB_MODE", "offline"), dir=str(out_dir),
+    )  # fmt: skip
+    try:
+        run.log({"table": wandb.Table(columns=rows[0], data=rows[1:])})
+    finally:
+        wandb.finish()
+
+
+def reproduce(target: str, args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    for sweep in sweeps_for(target):
+        command = multirun_command(
+            sweep, target, args.scale, args.seeds, args.runs_dir, args.launcher, args.extra
+        )
+        print("$", " ".join(command), flush=True)
+        if args.dry_run:
+            continue
+        subprocess.run(command, cwd=REPO, check=True)
+    if args.dry_run:
+        return
+    out_dir = args.runs_dir / args.scale / "tables"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from experiments.results import load_runs
+
+    if target in TABLES:
+        markdown = write_table(target, load_runs(args.runs_dir / args.scale), out_dir)
+        print(markdown.read_text())
+        if args.wandb:
+            log_to_wandb(target, markdown, out_dir)
+    else:
+        for figure in (args.runs_dir / args.scale / FIGURES[target].experiment).rglob("*.png"):
+            shutil.copy(figure, out_dir / f"{target}-{figure.name}")
+    print(f"{target}: done in {(time.perf_counter() - started) / 60:.1f} min; outputs in {out_dir}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("target", choices=[*TARGETS, "all"])
+    parser.add_argument("--scale", choices=("smoke", "paper"), default="smoke")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--launcher", choices=LAUNCHERS, default="basic", help="Hydra launcher for the sweeps"
+    )
+    parser.add_argument("--runs-dir", type=Path, default=REPO / "runs")
+    parser.add_argument("--wandb", action="store_true", help="also log each table as a wandb Table")
+    parser.add_argument("--dry-run", action="store_true", help="print the Hydra commands only")
+    parser.add_argument("extra", nargs="*", help="after --: more overrides for every run, e.g. trainer=gpu")
+    args = parser.parse_args(argv)
+    args.runs_dir = args.runs_dir.resolve()
+    for target in TARGETS if args.target == "all" else [args.target]:
+        reproduce(target, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""MNIST idx loader: fixture round trip, corrupt/missing files, and the real data when present."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deepmi.data import mnist as mnist_module
+from deepmi.data.errors import CorruptDatasetError, DatasetNotFoundError
+from deepmi.data.fixtures import write_mnist_fixture
+from deepmi.data.mnist import MNIST, default_mnist_root
+
+REAL_ROOT = (Path(__file__).parents[1] / ".." / "shared" / "data").resolve()
+
+
+def _decode_idx_independently(path: Path) -> np.ndarray:
+    """Reference reader: struct-based header parse, independent of deepmi.data.mnist."""
+    blob = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    zero, dtype_code, n_dims = struct.unpack(">HBB", blob[:4])
+    assert (zero, dtype_code) == (0, 0x08)
+    dims = struct.unpack(">" + "I" * n_dims, blob[4 : 4 + 4 * n_dims])
+    return np.frombuffer(blob[4 + 4 * n_dims :], dtype=np.uint8).reshape(dims)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fixture_round_trip(tmp_path: Path, gz: bool) -> None:
+    root = write_mnist_fixture(tmp_path, n_train=30, n_test=12, gz=gz)
+    raw = root / "MNIST" / "raw"
+    suffix = ".gz" if gz else ""
+    images = _decode_idx_independently(raw / f"train-images-idx3-ubyte{suffix}")
+    labels = _decode_idx_independently(raw / f"train-labels-idx1-ubyte{suffix}")
+    assert images.shape == (30, 28, 28) and labels.shape == (30,)
+
+    ds = MNIST(root, train=True, flatten=True)
+    assert len(ds) == 30
+    x, y = ds[7]
+    assert x.shape == (784,) and x.dtype == torch.float32 and y.dtype == torch.int64
+    np.testing.assert_allclose(x.numpy(), images[7].reshape(-1) / 255.0, rtol=0, atol=1e-7)
+    assert int(y) == labels[7]
+    assert sorted(set(ds.targets.tolist())) == list(range(10))
+
+    test = MNIST(root, train=False, flatten=False)
+    assert len(test) == 12 and test[0][0].shape == (1, 28, 28)
+    assert 0.0 <= float(test.data.min()) and float(test[0][0].max()) <= 1.0
+
+
+def test_tensors_match_items(tmp_path: Path) -> None:
+    ds = MNIST(write_mnist_fixture(tmp_path, n_train=10, n_test=5), flatten=False)
+    xs, ys = ds.tensors()
+    assert xs.shape == (10, 1, 28, 28)
+    for i in (0, 9):
+        torch.testing.assert_close(xs[i], ds[i][0])
+        assert ys[i] == ds[i][1]
+
+
+def test_uncompressed_file_preferred_over_gz(tmp_path: Path) -> None:
+    root = write_mnist_fixture(tmp_path, n_train=10, n_test=5, gz=True, seed=1)
+    raw = root / "MNIST" / "raw"
+    # An extracted copy (torchvision keeps both) with different content must be the one read.
+    other = write_mnist_fixture(tmp_path / "other", n_train=10, n_test=5, gz=False, seed=2)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (raw / name).write_bytes((other / "MNIST" / "raw" / name).read_bytes())
+    expected = _decode_idx_independently(raw / "train-images-idx3-ubyte")
+    assert np.array_equal(MNIST(root).data.numpy(), expected)
+
+
+def test_missing_files_raise_dataset_not_found(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="train-images-idx3-ubyte") as info:
+        MNIST(tmp_path)
+    assert isinstance(info.value, FileNotFoundError)
+    assert "MNIST/raw" in str(info.value) and "t10k-labels-idx1-ubyte.gz" in str(info.value)
+
+    root = write_mnist_fixture(tmp_path / "partial", n_train=4, n_test=4)
+    (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").unlink()
+    MNIST(root, train=True)  # the train split is complete
+    with pytest.raises(DatasetNotFoundError, match="t10k-labels"):
+        MNIST(root, train=False)
+
+
+def _rewrite(path: Path, blob: bytes) -> None:
+    path.write_bytes(gzip.compress(blob, mtime=0))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("wrong_magic", "magic number"),
+        ("truncated", "truncated"),
+        ("bad_gzip", "gzip"),
+        ("label_count", "labels for"),
+        ("label_value", "outside 0..9"),
+    ],
+)
+def test_corrupt_files_raise_clear_errors(tmp_path: Path, damage: str, message: str) -> None:
+    root = write_mnist_fixture(tmp_path, n_train=6, n_test=3)
+    raw = root / "MNIST" / "raw"
+    images = raw / "train-images-idx3-ubyte.gz"
+    labels = raw / "train-labels-idx1-ubyte.gz"
+    if damage == "wrong_magic":  # a labels file where the images should be
+        images.write_bytes(labels.read_bytes())
+    elif damage == "truncated":
+        _rewrite(images, gzip.decompress(images.read_bytes())[:-100])
+    elif damage == "bad_gzip":
+        images.write_bytes(images.read_bytes()[:40])
+    elif damage == "label_count":
+        blob = (0x801).to_bytes(4, "big") + (5).to_bytes(4, "big") + bytes(5)
+        _rewrite(labels, blob)
+    elif damage == "label_value":
+        blob = (0x801).to_bytes(4, "big") + (6).to_bytes(4, "big") + bytes([1, 2, 3, 4, 5, 10])
+        _rewrite(labels, blob)
+    with pytest.raises(CorruptDatasetError, match=message) as info:
+        MNIST(root)
+    assert isinstance(info.value, ValueError)
+
+
+def test_default_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_root = write_mnist_fixture(tmp_path / "env", n_train=3, n_test=3)
+    monkeypatch.setenv("DEEPMI_DATA", str(env_root))
+    assert default_mnist_root() == env_root
+
+    # Nothing anywhere: pretend the package lives in an empty checkout.
+    monkeypatch.setenv("DEEPMI_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setattr(mnist_module, "__file__", str(tmp_path / "repo" / "deepmi" / "data" / "mnist.py"))
+    with pytest.raises(DatasetNotFoundError, match="DEEPMI_DATA"):
+        default_mnist_root()
+
+    # The checkout's own data/ comes before ../shared/data.
+    write_mnist_fixture(tmp_path / "repo" / "data", n_train=3, n_test=3)
+    write_mnist_fixture(tmp_path / "shared" / "data", n_train=3, n_test=3)
+    assert default_mnist_root() == tmp_path / "repo" / "data"
+    monkeypatch.delenv("DEEPMI_DATA")
+    assert len(MNIST(None, train=False)) == 3
+
+
+@pytest.mark.skipif(not (REAL_ROOT / "MNIST" / "raw").is_dir(), reason=f"real MNIST not at {REAL_ROOT}")
+def test_real_mnist() -> None:
+    start = time.perf_counter()
+    train = MNIST(REAL_ROOT, train=True)
+    elapsed = time.perf_counter() - start
+    test = MNIST(REAL_ROOT, train=False, flatten=False)
+    assert len(train) == 60000 and len(test) == 10000
+    assert elapsed < 5.0, f"loading 60k images took {elapsed:.1f} s"  # ~0.3-0.6 s measured here
+    for ds, lo, hi in ((train, 5000, 7000), (test, 800, 1200)):
+        counts = torch.bincount(ds.targets, minlength=10)
+        assert counts.numel() == 10 and int(counts.min()) > lo and int(counts.max()) < hi, counts
+    x, _ = train.tensors()
+    assert x.shape == (60000, 784) and float(x.min()) == 0.0 and float(x.max()) == 1.0
+    assert abs(float(x.mean()) - 0.1307) < 2e-3  # the usual MNIST normalisation mean

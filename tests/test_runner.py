@@ -1,0 +1,101 @@
+"""The Hydra + Lightning runner: composition, errors, metrics.json, resume, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import MissingConfigException
+
+from experiments.train import run
+from tests.conftest import REPO_ROOT
+from tests.helpers import compose_config
+
+SMOKE = ["debug=smoke", "logger=none", "trainer.enable_progress_bar=false"]
+IMAGE_LOSSES = ["l1", "l2", "ssim", "ssim_l2", "mi", "lmi"]
+
+
+@pytest.mark.parametrize("loss", IMAGE_LOSSES)
+def test_exp1_smoke_writes_metrics_for_every_table1_loss(loss: str, tmp_path: Path, data_root: Path) -> None:
+    cfg = compose_config([*SMOKE, "experiment=exp1_bar", f"loss={loss}"], tmp_path, data_root)
+    record = run(cfg)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["experiment"] == "exp1_bar" and written["loss"] == loss
+    assert written["metrics"] == record["metrics"]
+    for key in ("test/mae_tx", "test/mae_theta"):
+        assert math.isfinite(written["metrics"][key]) and written["metrics"][key] >= 0
+    assert written["config"]["loss"]["name"] == loss
+    assert written["environment"]["torch"]
+
+
+def test_unknown_option_lists_the_valid_ones(tmp_path: Path, data_root: Path) -> None:
+    with pytest.raises(MissingConfigException, match="(?s)Available options.*lmi"):
+        compose_config(["loss=nope"], tmp_path, data_root)
+
+
+def test_bins_below_two_is_a_clear_error(tmp_path: Path, data_root: Path) -> None:
+    cfg = compose_config([*SMOKE, "loss=lmi", "loss.bins=1"], tmp_path, data_root)
+    with pytest.raises(ValueError, match="bins"):
+        run(cfg)
+
+
+def test_resume_from_last_checkpoint_gives_the_same_result(tmp_path: Path, data_root: Path) -> None:
+    straight = compose_config([*SMOKE, "loss=lmi", "trainer.max_epochs=2"], tmp_path / "a", data_root)
+    expected = run(straight)["metrics"]
+
+    interrupted = [*SMOKE, "loss=lmi", "trainer.max_epochs=2", "test=false"]
+    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpochs", "+callbacks.stop.epochs=1"]
+    run(compose_config([*interrupted, *stop], tmp_path / "b", data_root))
+    last = tmp_path / "b" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0, "the interrupted run should stop after epoch 1"
+    resumed = compose_config(
+        [*SMOKE, "loss=lmi", "trainer.max_epochs=2", "ckpt_path=last"], tmp_path / "b", data_root
+    )
+    assert run(resumed)["metrics"] == expected
+
+
+def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DEEPMI_DATA": str(tmp_path / "data"), "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_cli_single_run_with_wandb_offline(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _cli(["debug=smoke", "loss=l1", f"hydra.run.dir={out}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["loss"] == "l1"
+    assert list((out / "wandb").glob("offline-run-*")), "wandb offline run folder missing"
+    assert (out / "checkpoints" / "last.ckpt").exists()
+
+
+def test_cli_multirun_gives_each_job_its_own_folder(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = _cli(
+        ["-m", "debug=smoke", "logger=csv", "loss=lmi", "loss.bins=3,25", f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert sorted(r["bins"] for r in records) == [3, 25]
+    assert len({r["config"]["paths"]["output_dir"] for r in records}) == 2
+
+
+def test_cli_loss_that_does_not_fit_says_which_would(tmp_path: Path) -> None:
+    proc = _cli(["debug=smoke", "logger=none", "loss=jsd", f"hydra.run.dir={tmp_path / 'x'}"], tmp_path)
+    assert proc.returncode != 0
+    assert "does not fit experiment 'exp1_bar'" in proc.stderr
+    assert "lmi" in proc.stderr
