@@ -3,8 +3,11 @@
 import os
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+# Busy-waiting OpenMP threads stall small eigendecompositions (SSGE) on a shared CPU; set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 os.environ.setdefault("DEEPMI_ROOT", str(Path(__file__).resolve().parent))
 

@@ -62,7 +62,7 @@ class TaskModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
-        kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+        kind, keys, position, has_gauss, cached_gauss = np.random.get_state()  # noqa: NPY002 (the global state is what we restore)
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),
             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss],
@@ -76,7 +76,8 @@ class TaskModule(L.LightningModule):
             return
         torch.set_rng_state(states["torch"])
         kind, keys, position, has_gauss, cached_gauss = states["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss))
+        numpy_state = (kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss)
+        np.random.set_state(numpy_state)  # noqa: NPY002
         random.setstate(states["python"])
         if states["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])

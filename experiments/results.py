@@ -152,8 +152,9 @@ def claims(table: Table, cells: dict) -> list[str]:
             if runner_up:
                 value, row = runner_up[0] if lower_is_better(table, column) else runner_up[-1]
                 margin = f", ahead of {row} by {abs(ours_cell.mean - value):.3g}"
+            value = _fmt(ours_cell.mean)
             statements.append(
-                f"- {column.title}: {paper_best} best — **holds** ({_fmt(ours_cell.mean)}{margin}; {n} seed(s))."
+                f"- {column.title}: {paper_best} best — **holds** ({value}{margin}; {n} seed(s))."
             )
         else:
             best_value = cells[(ours_best, column.key)].mean

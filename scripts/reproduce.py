@@ -28,6 +28,7 @@ from experiments.tables import FIGURES, TABLES, Sweep  # noqa: E402
 from scripts.make_tables import write_table  # noqa: E402
 
 TARGETS = [*TABLES, *FIGURES]
+SCALES = ("smoke", "cpu", "paper")
 LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
 
 
@@ -44,10 +45,10 @@ def multirun_command(
         f"seed={','.join(map(str, seeds))}",
         f"hydra.sweep.dir={runs_dir / scale / sweep.experiment}",
         "skip_if_finished=true", "ckpt_path=last",
-        f"logger.wandb.group={target}",
+        f"wandb_group={target}",
     ]  # fmt: skip
-    if scale == "smoke":
-        command.append("debug=smoke")
+    if scale != "paper":
+        command.append(f"debug={scale}")
     if launcher != "basic":
         command.append(f"hydra/launcher={launcher}")
     return command + extra
@@ -102,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("target", choices=[*TARGETS, "all"])
-    parser.add_argument("--scale", choices=("smoke", "paper"), default="smoke")
+    parser.add_argument(
+        "--scale", choices=SCALES, default="smoke", help="smoke: seconds; cpu: configs/debug/cpu.yaml; paper"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
         "--launcher", choices=LAUNCHERS, default="basic", help="Hydra launcher for the sweeps"
@@ -110,8 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs")
     parser.add_argument("--wandb", action="store_true", help="also log each table as a wandb Table")
     parser.add_argument("--dry-run", action="store_true", help="print the Hydra commands only")
-    parser.add_argument("extra", nargs="*", help="after --: more overrides for every run, e.g. trainer=gpu")
-    args = parser.parse_args(argv)
+    parser.epilog = "Overrides after -- go to every run, e.g. -- trainer=gpu dataset_module.batch_size=16"
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.extra = argv[split + 1 :]
     args.runs_dir = args.runs_dir.resolve()
     for target in TARGETS if args.target == "all" else [args.target]:
         reproduce(target, args)

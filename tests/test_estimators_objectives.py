@@ -111,3 +111,9 @@ def test_mige_ib_analytic_and_ssge_agree_in_sign_and_vib_needs_mu_std():
         build_objective("vib")(x, z)
     with pytest.raises(ValueError, match="conditional_score"):
         build_objective("mige_ib", conditional_score="exact")
+    with pytest.raises(ValueError, match="samples_per_input"):
+        build_objective("mige_ib", samples_per_input=2)
+    assert build_objective("mige_ib").samples_per_input == 16
+    analytic = build_objective("mige_ib", conditional_score="analytic", samples_per_input=1)
+    assert analytic.samples_per_input == 1
+    assert build_objective("vib").samples_per_input == 1

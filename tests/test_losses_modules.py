@@ -183,7 +183,7 @@ def test_import_pulls_neither_hydra_nor_lightning():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("name", ["lmi", "mi", "lmi_histogram"])
+@pytest.mark.parametrize("name", ["lmi", "mi", "lmi_histogram", "mi_gaussian"])
 def test_chunked_eager_kernels_match_single_pass(name, monkeypatch):
     # Eager kernels run over cache-sized column chunks on large inputs: same values and gradients.
     g = torch.Generator().manual_seed(3)

@@ -99,3 +99,24 @@ def test_cli_loss_that_does_not_fit_says_which_would(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "does not fit experiment 'exp1_bar'" in proc.stderr
     assert "lmi" in proc.stderr
+
+
+def test_cli_sweep_through_the_submitit_launcher(tmp_path: Path) -> None:
+    """The SLURM path's launcher, run locally (submitit's local executor)."""
+    sweep = tmp_path / "sweep"
+    proc = _cli(
+        ["-m", "hydra/launcher=submitit_local", *SMOKE, "loss=l2", f"hydra.sweep.dir={sweep}"], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [json.loads(p.read_text())["loss"] for p in sweep.glob("*/metrics.json")] == ["l2"]
+
+
+def test_slurm_preset_composes(tmp_path: Path, data_root: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from experiments.config_checks import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1

@@ -100,6 +100,8 @@ class MIGEIBObjective(MIObjective):
         conditional_score: ``"ssge"`` estimates ``grad_z log q(z|x)`` from the S samples per input (the
             paper; needs z of shape (B, S, K), S >= 3); ``"analytic"`` uses the Gaussian encoder's
             ``-(z - mu) / std^2`` (any S >= 1).
+        samples_per_input: the S the caller should draw (exposed as ``samples_per_input``). With S = 16
+            SSGE shrinks the conditional score by ~10-30% on a 2-d Gaussian (see docs/estimators.md).
     """
 
     family = "bottleneck"
@@ -110,10 +112,16 @@ class MIGEIBObjective(MIObjective):
         eigen_threshold: float = 0.94,
         n_eigen: int | None = None,
         conditional_score: str = "ssge",
+        samples_per_input: int = 16,
     ) -> None:
         super().__init__()
         if conditional_score not in ("ssge", "analytic"):
             raise ValueError(f"conditional_score must be 'ssge' or 'analytic', got {conditional_score!r}")
+        if samples_per_input < (3 if conditional_score == "ssge" else 1):
+            raise ValueError(
+                f"samples_per_input={samples_per_input} is too few: SSGE of q(z|x) needs >= 3 draws per input"
+            )
+        self.samples_per_input = int(samples_per_input)
         self.beta, self.eigen_threshold, self.n_eigen = beta, eigen_threshold, n_eigen
         self.conditional_score = conditional_score
 

@@ -9,6 +9,9 @@ An objective is an ``nn.Module`` called as ``objective(x, z, mu=None, std=None)`
   alone (DIM's prior discriminator, MINE-IB's statistics network). It is computed on ``z.detach()``.
 - anything else: detached scalars for logging (``"mi"``, ``"kl"``, ...).
 
+``samples_per_input`` says how many reparameterised draws per input an IB objective wants in z
+(MIGE-IB's SSGE of q(z|x) needs several); 1 for all others.
+
 Train with two optimizers: one over the encoder and ``main_parameters()``, one over
 ``adversary_parameters()``; zero the adversary's grads before its step, because ``"loss"`` also
 reaches them.
@@ -25,6 +28,7 @@ class MIObjective(nn.Module):
     """Base class: subclasses set ``family`` and implement ``forward``."""
 
     family: str = ""
+    samples_per_input: int = 1  # draws of z ~ q(z|x) per input the objective needs (z: (B, S, K))
 
     def adversary_parameters(self) -> list[nn.Parameter]:
         return []

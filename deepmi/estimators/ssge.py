@@ -46,7 +46,8 @@ def _squared_distances(a: Tensor, b: Tensor) -> Tensor:
 
 
 def median_bandwidth(samples: Tensor) -> Tensor:
-    """Median of the pairwise distances between distinct samples (the median heuristic).
+    """Median of the pairwise distances between distinct samples (the median heuristic; the lower
+    median when the number of pairs is even).
 
     Args:
         samples: (..., M, d).
@@ -57,10 +58,13 @@ def median_bandwidth(samples: Tensor) -> Tensor:
     m = samples.shape[-2]
     if m < 2:
         raise ValueError(f"median_bandwidth needs at least 2 samples, got {m}")
-    sq = _squared_distances(samples, samples)
-    rows, cols = torch.triu_indices(m, m, offset=1, device=samples.device)
-    dist = sq[..., rows, cols].sqrt()
-    return dist.median(dim=-1).values
+    return _median_from_squared(_squared_distances(samples, samples))
+
+
+def _median_from_squared(sq: Tensor) -> Tensor:
+    m = sq.shape[-1]
+    rows, cols = torch.triu_indices(m, m, offset=1, device=sq.device)
+    return sq[..., rows, cols].median(dim=-1).values.sqrt()  # sqrt is monotone: median commutes
 
 
 def rbf_gram(a: Tensor, b: Tensor, bandwidth: Tensor) -> Tensor:
@@ -122,8 +126,9 @@ def ssge_score(
     if n_eigen is None and not 0.0 < eigen_threshold <= 1.0:
         raise ValueError(f"eigen_threshold must be in (0, 1], got {eigen_threshold}")
 
+    sq = _squared_distances(samples, samples)
     if bandwidth is None:
-        sigma = median_bandwidth(samples)
+        sigma = _median_from_squared(sq)
         if bool((sigma <= 0).any()):
             raise ValueError("median pairwise distance is 0 (repeated samples); pass bandwidth explicitly")
     else:
@@ -132,7 +137,7 @@ def ssge_score(
             raise ValueError(f"bandwidth must be positive and finite, got {bandwidth}")
         sigma = sigma.expand(samples.shape[:-2])
 
-    gram = rbf_gram(samples, samples, sigma)
+    gram = torch.exp(-sq / (2.0 * (sigma * sigma)[..., None, None]))
     eigvals, eigvecs = torch.linalg.eigh(gram)
     eigvals, eigvecs = eigvals.flip(-1), eigvecs.flip(-1)  # descending
     j = _n_kept(eigvals, eigen_threshold, None if n_eigen is None else int(n_eigen))

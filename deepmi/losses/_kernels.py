@@ -18,16 +18,45 @@ from ._compile import MaybeCompiled
 CHUNK_ELEMENTS = 1 << 17
 
 
-def _column_chunks(x: Tensor) -> list[slice]:
-    step = max(1024, CHUNK_ELEMENTS // max(1, x.shape[0]))
+def _column_chunks(x: Tensor, per_column: int = 1) -> list[slice]:
+    # per_column: how many elements a kernel's temporaries hold per pixel (N for a Parzen window)
+    step = max(256, CHUNK_ELEMENTS // (max(1, x.shape[0]) * per_column))
     return [slice(i, i + step) for i in range(0, x.shape[1], step)]
 
 
-class PixelKernel:
-    """A kernel ``fn(x, y, *args)`` over flattened ``(B, P)`` inputs whose output is one of:
+def chunked_sum(fn: Callable[..., Tensor], x: Tensor, y: Tensor, *args: Any, per_column: int = 1) -> Tensor:
+    """``fn(x, y, *args)`` for a kernel whose output is a sum over pixels: chunk results are added."""
+    chunks = _column_chunks(x, per_column)
+    if len(chunks) == 1 or x.device.type != "cpu":  # on a GPU, chunks only add launches
+        return fn(x, y, *args)
+    total = fn(x[:, chunks[0]], y[:, chunks[0]], *args)
+    for c in chunks[1:]:
+        total.add_(fn(x[:, c], y[:, c], *args))
+    return total
 
-    ``reduce=True``: a sum over pixels (any shape); chunk results are added.
-    ``reduce=False``: a tuple of ``(B, P)`` tensors; chunk results are written side by side.
+
+def chunked_map(
+    fn: Callable[..., tuple[Tensor, ...]], x: Tensor, y: Tensor, *args: Any, per_column: int = 1
+) -> tuple[Tensor, ...]:
+    """``fn(x, y, *args)`` for a kernel returning ``(B, P)`` tensors: chunk results go side by side."""
+    chunks = _column_chunks(x, per_column)
+    if len(chunks) == 1 or x.device.type != "cpu":
+        return fn(x, y, *args)
+    outs = None
+    for c in chunks:
+        parts = fn(x[:, c], y[:, c], *args)
+        if outs is None:
+            outs = tuple(p.new_empty(x.shape) for p in parts)
+        for out, part in zip(outs, parts, strict=True):
+            out[:, c] = part
+    return outs
+
+
+class PixelKernel:
+    """A kernel ``fn(x, y, *args)`` over flattened ``(B, P)`` inputs: compiled whole, or eager in chunks.
+
+    ``reduce=True``: the output is a sum over pixels (:func:`chunked_sum`); ``reduce=False``: a
+    tuple of ``(B, P)`` tensors (:func:`chunked_map`).
     """
 
     def __init__(self, fn: Callable[..., Any], reduce: bool) -> None:
@@ -38,20 +67,4 @@ class PixelKernel:
     def __call__(self, x: Tensor, y: Tensor, *args: Any, compile: bool = False) -> Any:
         if compile and self.compiled.failed is None:
             return self.compiled(x, y, *args, compile=True)
-        chunks = _column_chunks(x)
-        if len(chunks) == 1 or x.device.type != "cpu":  # on a GPU, chunks only add launches
-            return self.fn(x, y, *args)
-        if self.reduce:
-            total = None
-            for c in chunks:
-                part = self.fn(x[:, c], y[:, c], *args)
-                total = part if total is None else total.add_(part)
-            return total
-        outs = None
-        for c in chunks:
-            parts = self.fn(x[:, c], y[:, c], *args)
-            if outs is None:
-                outs = tuple(p.new_empty(x.shape) for p in parts)
-            for out, part in zip(outs, parts, strict=True):
-                out[:, c] = part
-        return outs
+        return (chunked_sum if self.reduce else chunked_map)(self.fn, x, y, *args)

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_bins, check_pair, check_range
-from ._kernels import PixelKernel
+from ._compile import MaybeCompiled
+from ._kernels import PixelKernel, chunked_sum
 from .binning import bin_coords, bin_scale, in_range, split_cells
 
 MAX_JOINT_BINS = 4096
@@ -25,19 +26,34 @@ def _cells(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tuple[Tenso
     return x0.mul_(bins).add_(y0).long(), fx, fy
 
 
-def _joint_counts(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> Tensor:
+def _cell_weights(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tuple[Tensor, ...]:
+    """Cell index (int32) and the four corner weights (Eq. 16) of every pixel pair, all ``(B, P)``.
+
+    Kept apart from the scatter so that ``torch.compile`` fuses exactly this elementwise part
+    (int32, because inductor's float -> int64 conversion is slow on CPU).
+    """
+    x0, fx = split_cells(bin_coords(x, bins, lo, hi), bins)
+    y0, fy = split_cells(bin_coords(y, bins, lo, hi), bins)
+    k = (x0 * bins + y0).int()
+    gx, gy = 1 - fx, 1 - fy
+    return k, gx * gy, gx * fy, fx * gy, fx * fy
+
+
+_cell_weights_k = MaybeCompiled(_cell_weights)
+
+
+def _joint_counts(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False) -> Tensor:
     """Unnormalised fuzzy joint histogram ``(B, N*N)`` of flattened ``(B, P)`` inputs (Eq. 16).
 
     One cell index per pixel; the four corners (x0, y0), (x0, y0+1), (x0+1, y0), (x0+1, y0+1) are
-    the same index into the histogram shifted by 0, 1, N and N+1 (x0, y0 <= N-2 keeps them in range).
+    the same index into the histogram shifted by 0, 1, N and N+1 (x0, y0 <= N-2 keeps them in range),
+    so four scatter-adds of one index build it.
     """
-    k, fx, fy = _cells(x, y, bins, lo, hi)
-    gx, gy = 1 - fx, 1 - fy
+    k, w00, w01, w10, w11 = _cell_weights_k(x, y, bins, lo, hi, compile=compile)
+    k = k.long()
     h = x.new_zeros(x.shape[0], bins * bins)
-    h.scatter_add_(1, k, gx * gy)
-    h[:, 1:].scatter_add_(1, k, gx.mul_(fy))
-    h[:, bins:].scatter_add_(1, k, gy.mul_(fx))
-    h[:, bins + 1 :].scatter_add_(1, k, fx.mul_(fy))
+    for shift, w in ((0, w00), (1, w01), (bins, w10), (bins + 1, w11)):
+        h[:, shift:].scatter_add_(1, k, w)
     return h
 
 
@@ -73,7 +89,6 @@ def _joint_counts_grad(
     return grad_x, grad_y
 
 
-_joint_counts_k = PixelKernel(_joint_counts, reduce=True)
 _joint_counts_grad_k = PixelKernel(_joint_counts_grad, reduce=False)
 
 
@@ -84,7 +99,11 @@ class _FuzzyJointCounts(torch.autograd.Function):
     def forward(ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool) -> Tensor:
         ctx.save_for_backward(x, y)
         ctx.args = (bins, lo, hi, compile)
-        return _joint_counts_k(x, y, bins, lo, hi, compile=compile).reshape(-1, bins, bins)
+        if compile and _cell_weights_k.failed is None:  # the compiled weights, in one pass
+            h = _joint_counts(x, y, bins, lo, hi, True)
+        else:  # eager, over cache-sized chunks
+            h = chunked_sum(_joint_counts, x, y, bins, lo, hi)
+        return h.reshape(-1, bins, bins)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
