@@ -87,6 +87,11 @@ def reproduce(target: str, args: argparse.Namespace) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     from experiments.results import load_runs
 
+    for sweep in sweeps_for(target):  # each cell's example panel, named by experiment and cell
+        for panel in (args.runs_dir / args.scale / sweep.experiment).glob("*/examples.png"):
+            figures = out_dir / "figures"
+            figures.mkdir(exist_ok=True)
+            shutil.copy(panel, figures / f"{sweep.experiment}-{panel.parent.name}.png")
     if target in TABLES:
         markdown = write_table(target, load_runs(args.runs_dir / args.scale), out_dir)
         print(markdown.read_text())

@@ -83,6 +83,13 @@ def _gaussian_counts_grad(
     return out[0], out[1]
 
 
+def _parzen_per_column(bins: int) -> int:
+    # A Parzen step holds N values per pixel; chunks of (B, c, N) temporaries ~4x the elementwise
+    # kernels' chunk run as fast as smaller ones (measured) with 4x fewer ops, i.e. less per-op
+    # overhead and less OpenMP synchronisation on a busy machine.
+    return max(1, bins // 4)
+
+
 class _GaussianJointCounts(torch.autograd.Function):
     """Parzen joint histogram over cache-sized pixel chunks, with a hand-written backward.
 
@@ -94,7 +101,9 @@ class _GaussianJointCounts(torch.autograd.Function):
     def forward(ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, sigma_ratio: float) -> Tensor:
         ctx.save_for_backward(x, y)
         ctx.args = (bins, lo, hi, sigma_ratio)
-        return chunked_sum(_gaussian_counts, x, y, bins, lo, hi, sigma_ratio, per_column=bins)
+        return chunked_sum(
+            _gaussian_counts, x, y, bins, lo, hi, sigma_ratio, per_column=_parzen_per_column(bins)
+        )
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -102,7 +111,7 @@ class _GaussianJointCounts(torch.autograd.Function):
         x, y = ctx.saved_tensors
         bins, lo, hi, sigma_ratio = ctx.args
         args = (grad_h.contiguous(), bins, lo, hi, sigma_ratio)
-        grad_x, grad_y = chunked_map(_gaussian_counts_grad, x, y, *args, per_column=bins)
+        grad_x, grad_y = chunked_map(_gaussian_counts_grad, x, y, *args, per_column=_parzen_per_column(bins))
         return grad_x, grad_y, None, None, None, None
 
 

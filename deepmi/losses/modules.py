@@ -58,7 +58,7 @@ class LMILoss(_PairLoss):
 
     ``method``: "closed_form" (default; 1 - trace(p_xy), one elementwise pass) or "histogram"
     (Eq. 13 term by term). ``compile=True`` runs the closed form's kernels through
-    ``torch.compile``: ~10-30x faster on CPU after a one-off compile of a few seconds; if
+    ``torch.compile``: ~5x faster than eager on CPU after a one-off compile of a few seconds; if
     compilation is unavailable it warns and runs eagerly.
     """
 

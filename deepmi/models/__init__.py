@@ -1,6 +1,12 @@
 """The networks of both papers (pure torch; constructor arguments are plain numbers and lists)."""
 
-from deepmi.models.dcgan import DCGANEncoder, DCGANFeatures, GlobalDIMCritic, LocalDIMCritic, PriorDiscriminator
+from deepmi.models.dcgan import (
+    DCGANEncoder,
+    DCGANFeatures,
+    GlobalDIMCritic,
+    LocalDIMCritic,
+    PriorDiscriminator,
+)
 from deepmi.models.disparity import DisparityNet
 from deepmi.models.ib_mlp import GaussianMLPEncoder, SoftmaxDecoder
 from deepmi.models.stn_regressor import STNRegressor
