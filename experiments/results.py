@@ -19,14 +19,20 @@ PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "scripts" / "paper_numbers
 
 
 def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """Every finished run below runs_dir (unfinished or unreadable ones are skipped)."""
-    runs = []
+    """Every finished run below runs_dir (unfinished or unreadable ones are skipped).
+
+    Runs of the same (experiment, loss, bins, seed) count once: Table 1's default-bins L_LMI run
+    and Table 2's explicit loss.bins=11 run are the same configuration.
+    """
+    runs, seen = [], set()
     for path in sorted(Path(runs_dir).rglob("metrics.json")):
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if record.get("status") == "finished":
+        key = tuple(record.get(k) for k in ("experiment", "loss", "bins", "seed"))
+        if record.get("status") == "finished" and key not in seen:
+            seen.add(key)
             record["path"] = str(path.parent)
             runs.append(record)
     return runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import subprocess
 import time
@@ -54,6 +55,21 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
             logger_cfg = OmegaConf.merge(logger_cfg, {"name": run_name(cfg)})
         loggers.append(instantiate(logger_cfg))
     return loggers
+
+
+def device_name() -> str:
+    """The GPU's name, or the CPU model and core count (what a results table should state)."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {model} ({os.cpu_count()} cores)"
 
 
 def environment_info() -> dict[str, Any]:

@@ -27,8 +27,9 @@ def test_cells_average_over_seeds_and_mark_the_best(tmp_path: Path) -> None:
     for seed, (lmi, l1) in enumerate([(1.0, 2.0), (3.0, 2.0)]):
         _write_run(tmp_path / f"lmi{seed}", "exp1_bar", "lmi", 11, seed, {"test/mae_tx": lmi})
         _write_run(tmp_path / f"l1{seed}", "exp1_bar", "l1", None, seed, {"test/mae_tx": l1 + 1})
-    # a bin-sweep run must not leak into Table 1's lmi row
+    # a bin-sweep run must not leak into Table 1's lmi row, nor a repeat of the same configuration
     _write_run(tmp_path / "lmi3bins", "exp1_bar", "lmi", 3, 0, {"test/mae_tx": 100.0})
+    _write_run(tmp_path / "lmi0bins11", "exp1_bar", "lmi", 11, 0, {"test/mae_tx": 1.0})
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "metrics.json").write_text("{not json")
     table = TABLES["deepmi-table1"]
