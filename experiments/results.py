@@ -143,6 +143,11 @@ def claims(table: Table, cells: dict) -> list[str]:
         ours_best = best_row(table, cells, column, ours=True)
         if paper_best is None:
             continue
+        best_value = cells[(paper_best, column.key)].paper
+        tied = [r for r in table.rows if cells[(r, column.key)].paper == best_value]
+        if len(tied) > 1:  # the paper's best is shared: the claim holds if ours picks any of them
+            statements.append(f"- {column.title}: the paper ties {', '.join(tied)}; our best: {ours_best}.")
+            continue
         ours_cell = cells[(paper_best, column.key)]
         if ours_cell.mean is None or ours_best is None:
             statements.append(f"- {column.title}: paper's best is {paper_best}; not run here.")
