@@ -123,11 +123,12 @@ def to_markdown(table: Table, cells: dict) -> str:
         entries = [row]
         for column in table.columns:
             cell = cells[(row, column.key)]
-            ours = (
-                "not run"
-                if cell.mean is None
-                else f"{_fmt(cell.mean)} ± {_fmt(cell.std)} ({len(cell.values)})"
-            )
+            if cell.mean is None:
+                ours = "not run"
+            elif len(cell.values) == 1:  # one seed: no spread to show
+                ours = f"{_fmt(cell.mean)} (1)"
+            else:
+                ours = f"{_fmt(cell.mean)} ± {_fmt(cell.std)} ({len(cell.values)})"
             if best[column.key] == row and cell.mean is not None:
                 ours = f"**{ours}**"
             entries.append(f"{ours} / {_fmt(cell.paper)}")

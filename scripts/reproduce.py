@@ -29,7 +29,7 @@ from scripts.make_tables import write_table  # noqa: E402
 
 TARGETS = [*TABLES, *FIGURES]
 SCALES = ("smoke", "cpu", "paper")
-LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
+LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm", "slurm_gpu")
 
 
 def sweeps_for(target: str) -> list[Sweep]:
