@@ -177,6 +177,45 @@ def claims(table: Table, cells: dict) -> list[str]:
     return statements
 
 
+def _sweep_overrides(table: Table, rows: list[str]) -> list[str]:
+    """The Hydra overrides that select these rows of the table."""
+    if table.row_field == "bins":
+        return [f"{key}={value}" for key, value in table.fixed.items()] + [f"loss.bins={','.join(rows)}"]
+    return [f"loss={','.join(rows)}"]
+
+
+def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list[str]:
+    """Per experiment: rows run with fewer seeds than the table's runs use, and the command to fill them.
+
+    The command reuses the seeds and the debug scale of the runs already there, so re-running it
+    (finished cells are skipped with skip_if_finished=true) completes the table at the same scale.
+    """
+    mine = [r for r in runs if any(r.get("experiment") == c.experiment for c in table.columns)]
+    seeds = sorted({r.get("seed") for r in mine if r.get("seed") is not None}) or [0]
+    debugs = {r.get("debug") for r in mine}
+    debug = debugs.pop() if len(debugs) == 1 else None
+    # each experiment's sweep folder holds one folder per run: new runs go next to the others
+    sweep_dirs = {r["experiment"]: Path(r["path"]).parent for r in mine if "path" in r}
+    lines = []
+    for experiment in dict.fromkeys(c.experiment for c in table.columns):
+        keys = [c.key for c in table.columns if c.experiment == experiment]
+        counts = {row: max(len(cells[(row, key)].values) for key in keys) for row in table.rows}
+        short = [row for row in table.rows if counts[row] < len(seeds)]
+        if not short:
+            continue
+        detail = ", ".join(f"{row} ({counts[row]} of {len(seeds)} seeds)" for row in short)
+        command = [
+            "python run.py -m", f"experiment={experiment}", *_sweep_overrides(table, short),
+            f"seed={','.join(map(str, seeds))}", *([f"debug={debug}"] if debug else []),
+        ]  # fmt: skip
+        if sweep_dirs:
+            known = sweep_dirs.get(experiment) or next(iter(sweep_dirs.values())).parent / experiment
+            command.append(f"hydra.sweep.dir={known}")
+        command += ["skip_if_finished=true", "ckpt_path=last"]
+        lines.append(f"- {experiment}: {detail}. Fill with `{' '.join(command)}`")
+    return lines
+
+
 def scale_summary(table: Table, runs: list[dict[str, Any]]) -> list[str]:
     """One line per experiment: data sizes, epochs, seeds, debug mode, device, wall time."""
     lines = []

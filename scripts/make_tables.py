@@ -2,7 +2,8 @@
 
 Writes <out>/<table>.md and <out>/<table>.csv for every table with at least one run below
 RUNS_DIR; each cell is "ours mean ± std (n seeds) / paper", best of ours per column in bold,
-followed by the scale of the runs and which of the paper's per-column claims hold.
+followed by the scale of the runs, which of the paper's per-column claims hold, and which cells
+are missing with the command that fills them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.results import assemble, claims, load_runs, scale_summary, to_markdown  # noqa: E402
+from experiments.results import (  # noqa: E402
+    assemble,
+    claims,
+    load_runs,
+    missing_cells,
+    scale_summary,
+    to_markdown,
+)
 from experiments.tables import TABLES  # noqa: E402
+from experiments.toy_summary import toy_markdown, toy_rows  # noqa: E402
+
+FIGURE_TABLES = ("mige-fig1",)
 
 
 def write_table(name: str, runs: list[dict], out_dir: Path) -> Path:
@@ -35,6 +46,9 @@ def write_table(name: str, runs: list[dict], out_dir: Path) -> Path:
         *claims(table, cells),
         "",
     ]
+    missing = missing_cells(table, cells, runs)
+    if missing:
+        parts += ["Missing cells (rows with fewer seeds than the table's runs, or none):", *missing, ""]
     md = out_dir / f"{name}.md"
     md.write_text("\n".join(parts))
     with (out_dir / f"{name}.csv").open("w", newline="") as handle:
@@ -45,13 +59,28 @@ def write_table(name: str, runs: list[dict], out_dir: Path) -> Path:
     return md
 
 
+def write_toy_table(runs: list[dict], out_dir: Path) -> Path:
+    """MIGE Fig. 1's errors against the closed form, as markdown and CSV."""
+    md = out_dir / "mige-fig1.md"
+    md.write_text(
+        f"### MIGE Fig. 1: error of each estimator against the closed form\n\n{toy_markdown(runs)}\n"
+    )
+    with (out_dir / "mige-fig1.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["quantity", "estimator", "d", "values"])
+        for (quantity, estimator, d), values in sorted(toy_rows(runs).items()):
+            writer.writerow([quantity, estimator, d, " ".join(f"{v:.6g}" for v in values)])
+    return md
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs_dir", type=Path, help="folder searched recursively for metrics.json")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUNS_DIR/tables)")
-    parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
+    names = [*TABLES, *FIGURE_TABLES]
+    parser.add_argument("--tables", nargs="*", default=names, choices=names)
     args = parser.parse_args(argv)
     if not args.runs_dir.is_dir():
         parser.error(f"{args.runs_dir} is not a folder of runs")
@@ -60,6 +89,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in args.tables:
+        if name == "mige-fig1":
+            if any(r.get("experiment") == "mige_toy" for r in runs):
+                written.append(write_toy_table(runs, out_dir))
+                print(written[-1].read_text())
+            continue
         experiments = {c.experiment for c in TABLES[name].columns}
         if any(r.get("experiment") in experiments for r in runs):
             written.append(write_table(name, runs, out_dir))

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from experiments.tables import FIGURES, TABLES, Sweep  # noqa: E402
-from scripts.make_tables import write_table  # noqa: E402
+from scripts.make_tables import write_table, write_toy_table  # noqa: E402
 
 TARGETS = [*TABLES, *FIGURES]
 SCALES = ("smoke", "cpu", "paper")
@@ -99,7 +99,8 @@ def reproduce(target: str, args: argparse.Namespace) -> None:
             log_to_wandb(target, markdown, out_dir)
     else:
         for figure in (args.runs_dir / args.scale / FIGURES[target].experiment).rglob("*.png"):
-            shutil.copy(figure, out_dir / f"{target}-{figure.name}")
+            shutil.copy(figure, out_dir / f"{target}-{figure.parent.name}-{figure.name}")
+        print(write_toy_table(load_runs(args.runs_dir / args.scale), out_dir).read_text())
     print(f"{target}: done in {(time.perf_counter() - started) / 60:.1f} min; outputs in {out_dir}")
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiments.results import assemble, claims, load_runs, to_markdown
+from experiments.results import assemble, claims, load_runs, missing_cells, to_markdown
 from experiments.tables import TABLES
 from tests.conftest import REPO_ROOT
 
@@ -44,6 +44,24 @@ def test_cells_average_over_seeds_and_mark_the_best(tmp_path: Path) -> None:
     assert "Exp1 MAE_tx (px): lmi best — **holds**" in statements
 
 
+def test_missing_cells_name_the_rows_and_the_command_that_fills_them(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        _write_run(tmp_path / "exp1_bar" / f"lmi{seed}", "exp1_bar", "lmi", 11, seed, {"test/mae_tx": 1.0})
+    _write_run(tmp_path / "exp1_bar" / "l1", "exp1_bar", "l1", None, 0, {"test/mae_tx": 2.0})
+    table = TABLES["deepmi-table1"]
+    runs = load_runs(tmp_path)
+    lines = missing_cells(table, assemble(table, runs), runs)
+    by_experiment = {line.split(":")[0]: line for line in lines}
+    assert set(by_experiment) == {"- exp1_bar", "- exp2_mask", "- exp3_depth"}
+    exp1 = by_experiment["- exp1_bar"]
+    assert "l1 (1 of 2 seeds)" in exp1 and "l2 (0 of 2 seeds)" in exp1 and "lmi (" not in exp1
+    assert f"loss=l1,l2,ssim,ssim_l2,mi seed=0,1 hydra.sweep.dir={tmp_path / 'exp1_bar'}" in exp1
+    assert f"hydra.sweep.dir={tmp_path / 'exp3_depth'}" in by_experiment["- exp3_depth"]
+    bins = TABLES["deepmi-table2"]
+    exp1_bins = missing_cells(bins, assemble(bins, runs), runs)[0]
+    assert "loss=lmi loss.bins=3,15,25 seed=0,1" in exp1_bins
+
+
 def test_reproduce_deepmi_table1_smoke_end_to_end(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     command = [
@@ -62,3 +80,39 @@ def test_reproduce_deepmi_table1_smoke_end_to_end(tmp_path: Path) -> None:
     proc = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert {p: p.stat().st_mtime for p in runs.rglob("metrics.json")} == stamps
+
+
+def test_toy_summary_averages_seeds_and_bolds_the_smallest_gradient_error(tmp_path: Path) -> None:
+    from scripts.make_tables import main as make_tables
+
+    for seed, (mine, mige) in enumerate([(1.0, 0.2), (3.0, 0.4)]):
+        folder = tmp_path / f"toy{seed}"
+        folder.mkdir()
+        record = {
+            "experiment": "mige_toy", "loss": None, "bins": None, "seed": seed, "status": "finished",
+            "metrics": {"grad_rmse/mine/d5": mine, "grad_rmse/mige/d5": mige, "mi_rmse/mine/d5": 0.5},
+            "wall_time_s": 60.0, "environment": {"device": "cpu"},
+            "config": {"module": {"n_rhos": 9, "rho_min": -0.8, "rho_max": 0.8}},
+        }  # fmt: skip
+        (folder / "metrics.json").write_text(json.dumps(record))
+    [md] = make_tables([str(tmp_path), "--tables", "mige-fig1"])
+    text = md.read_text()
+    assert "| 5 | 2 ± 1.4 (2) | — | **0.3 ± 0.14 (2)** | 0.5 ± 0 (2) | — |" in text
+    assert "seeds [0, 1]; total wall time 2.0 min" in text
+    rows = list(csv.DictReader(md.with_suffix(".csv").open()))
+    assert {"quantity": "grad_rmse", "estimator": "mine", "d": "5", "values": "1 3"} in rows
+
+
+def test_reproduce_mige_fig1_smoke_writes_the_figure_and_its_table(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    command = [
+        sys.executable, str(REPO_ROOT / "scripts" / "reproduce.py"), "mige-fig1",
+        "--scale", "smoke", "--seeds", "0", "1", "--runs-dir", str(runs), "--", "logger=none",
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = runs / "smoke" / "tables"
+    assert sorted(p.name for p in out.glob("mige-fig1-*.png")) == [
+        f"mige-fig1-debug=smoke,experiment=mige_toy,seed={s}-mige_toy.png" for s in (0, 1)
+    ]
+    assert "(2)** |" in (out / "mige-fig1.md").read_text()  # the best of two seeds, in bold
