@@ -136,8 +136,28 @@ def to_markdown(table: Table, cells: dict) -> str:
     return "\n".join(lines)
 
 
+# Margins below this fraction of the value are not read as a difference (e.g. two runs at chance).
+RELATIVE_TIE = 0.01
+
+
+def _decided(a: Cell, b: Cell) -> tuple[bool, str]:
+    """Is the gap between two cells' means larger than their seed spread and than 1 % of the value?"""
+    margin = abs(a.mean - b.mean)
+    spread = max(a.std, b.std) if min(len(a.values), len(b.values)) > 1 else None
+    if margin <= RELATIVE_TIE * max(abs(a.mean), abs(b.mean)):
+        return False, f"a gap of {margin:.3g} is under {RELATIVE_TIE:.0%} of the value"
+    if spread is not None and margin <= spread:
+        return False, f"a gap of {margin:.3g} is within the seed spread ({spread:.3g})"
+    note = "" if spread is not None else "; one seed, so no spread to weigh it against"
+    return True, f"gap {margin:.3g}{note}"
+
+
 def claims(table: Table, cells: dict) -> list[str]:
-    """Per column: does the paper's best row come out best in our runs too?"""
+    """Per column: does the paper's best row come out best in our runs too?
+
+    "holds" / "does not hold" only when the gap to the nearest competitor exceeds the seed spread
+    (std over seeds) and 1 % of the value; otherwise "undecided", with the reason.
+    """
     statements = []
     for column in table.columns:
         paper_best = best_row(table, cells, column, ours=False)
@@ -149,30 +169,31 @@ def claims(table: Table, cells: dict) -> list[str]:
         if len(tied) > 1:  # the paper's best is shared: the claim holds if ours picks any of them
             statements.append(f"- {column.title}: the paper ties {', '.join(tied)}; our best: {ours_best}.")
             continue
-        ours_cell = cells[(paper_best, column.key)]
-        if ours_cell.mean is None or ours_best is None:
+        claimed = cells[(paper_best, column.key)]
+        if claimed.mean is None or ours_best is None:
             statements.append(f"- {column.title}: paper's best is {paper_best}; not run here.")
             continue
-        n = len(ours_cell.values)
+        n = len(claimed.values)
         if ours_best == paper_best:
-            runner_up = sorted(
-                (cells[(r, column.key)].mean, r)
-                for r in table.rows
-                if r != paper_best and cells[(r, column.key)].mean is not None
-            )
-            margin = ""
-            if runner_up:
-                value, row = runner_up[0] if lower_is_better(table, column) else runner_up[-1]
-                margin = f", ahead of {row} by {abs(ours_cell.mean - value):.3g}"
-            value = _fmt(ours_cell.mean)
+            others = [(cells[(r, column.key)], r) for r in table.rows if r != paper_best]
+            others = [(c, r) for c, r in others if c.mean is not None]
+            if not others:
+                statements.append(f"- {column.title}: {paper_best} is the only row run here.")
+                continue
+            rival, rival_row = min(others, key=lambda item: abs(item[0].mean - claimed.mean))
+            decided, why = _decided(claimed, rival)
+            verdict = "**holds**" if decided else "**undecided**"
             statements.append(
-                f"- {column.title}: {paper_best} best — **holds** ({value}{margin}; {n} seed(s))."
+                f"- {column.title}: {paper_best} best — {verdict} ({_fmt(claimed.mean)} vs {rival_row} "
+                f"{_fmt(rival.mean)}: {why}; {n} seed(s))."
             )
         else:
-            best_value = cells[(ours_best, column.key)].mean
+            winner = cells[(ours_best, column.key)]
+            decided, why = _decided(claimed, winner)
+            verdict = "**does not hold**" if decided else "**undecided**"
             statements.append(
-                f"- {column.title}: {paper_best} best — **does not hold**: {ours_best} "
-                f"{_fmt(best_value)} vs {paper_best} {_fmt(ours_cell.mean)} ({n} seed(s))."
+                f"- {column.title}: {paper_best} best — {verdict}: {ours_best} {_fmt(winner.mean)} vs "
+                f"{paper_best} {_fmt(claimed.mean)} ({why}; {n} seed(s))."
             )
     return statements
 

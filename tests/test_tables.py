@@ -41,7 +41,28 @@ def test_cells_average_over_seeds_and_mark_the_best(tmp_path: Path) -> None:
     assert "**2 ± 1.41 (2)** / 1.04" in markdown  # lmi: lower MAE is better
     assert "not run / 3.44" in markdown
     statements = "\n".join(claims(table, cells))
-    assert "Exp1 MAE_tx (px): lmi best — **holds**" in statements
+    # lmi 2 ± 1.41 against l1 3 ± 0: the gap of 1 is inside the seed spread, so no verdict
+    assert "Exp1 MAE_tx (px): lmi best — **undecided** (2 vs l1 3: a gap of 1 is within the seed spread" in (
+        statements
+    )
+
+
+def _claims_for(tmp_path: Path, lmi: list[float], l1: list[float]) -> str:
+    for seed, value in enumerate(lmi):
+        _write_run(tmp_path / f"lmi{seed}", "exp1_bar", "lmi", 11, seed, {"test/mae_tx": value})
+    for seed, value in enumerate(l1):
+        _write_run(tmp_path / f"l1{seed}", "exp1_bar", "l1", None, seed, {"test/mae_tx": value})
+    table = TABLES["deepmi-table1"]
+    return "\n".join(claims(table, assemble(table, load_runs(tmp_path))))
+
+
+def test_a_claim_holds_only_when_the_gap_beats_the_spread(tmp_path: Path) -> None:
+    text = _claims_for(tmp_path / "holds", lmi=[1.0, 1.2], l1=[3.0, 3.2])
+    assert "lmi best — **holds** (1.1 vs l1 3.1: gap 2; 2 seed(s))" in text
+    text = _claims_for(tmp_path / "fails", lmi=[3.0, 3.2], l1=[1.0, 1.2])
+    assert "lmi best — **does not hold**: l1 1.1 vs lmi 3.1 (gap 2; 2 seed(s))" in text
+    text = _claims_for(tmp_path / "chance", lmi=[49.5, 49.5], l1=[49.4, 49.4])
+    assert "**undecided**: l1 49.4 vs lmi 49.5 (a gap of 0.1 is under 1% of the value" in text
 
 
 def test_missing_cells_name_the_rows_and_the_command_that_fills_them(tmp_path: Path) -> None:
