@@ -167,7 +167,8 @@ def claims(table: Table, cells: dict) -> list[str]:
         best_value = cells[(paper_best, column.key)].paper
         tied = [r for r in table.rows if cells[(r, column.key)].paper == best_value]
         if len(tied) > 1:  # the paper's best is shared: the claim holds if ours picks any of them
-            statements.append(f"- {column.title}: the paper ties {', '.join(tied)}; our best: {ours_best}.")
+            ours = ours_best or "not run here"
+            statements.append(f"- {column.title}: the paper ties {', '.join(tied)}; our best: {ours}.")
             continue
         claimed = cells[(paper_best, column.key)]
         if claimed.mean is None or ours_best is None:
