@@ -114,6 +114,16 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.1f}"
 
 
+def format_values(values: list[float]) -> str | None:
+    """ "mean ± std (n seeds)", or "value (1)" for one seed (no spread to show); None for no values."""
+    cell = Cell(values, None)
+    if cell.mean is None:
+        return None
+    if len(values) == 1:
+        return f"{_fmt(cell.mean)} (1)"
+    return f"{_fmt(cell.mean)} ± {_fmt(cell.std)} ({len(values)})"
+
+
 def to_markdown(table: Table, cells: dict) -> str:
     """Each cell: ours mean ± std (n seeds) / paper; the best of ours per column in bold."""
     header = [table.row_field, *(c.title for c in table.columns)]
@@ -123,12 +133,7 @@ def to_markdown(table: Table, cells: dict) -> str:
         entries = [row]
         for column in table.columns:
             cell = cells[(row, column.key)]
-            if cell.mean is None:
-                ours = "not run"
-            elif len(cell.values) == 1:  # one seed: no spread to show
-                ours = f"{_fmt(cell.mean)} (1)"
-            else:
-                ours = f"{_fmt(cell.mean)} ± {_fmt(cell.std)} ({len(cell.values)})"
+            ours = format_values(cell.values) or "not run"
             if best[column.key] == row and cell.mean is not None:
                 ours = f"**{ours}**"
             entries.append(f"{ours} / {_fmt(cell.paper)}")

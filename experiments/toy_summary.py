@@ -11,16 +11,14 @@ import re
 import statistics
 from typing import Any
 
+from experiments.results import format_values
+
 ESTIMATORS = ("mine", "mine_f", "mige")
 METRIC = re.compile(r"^(grad_rmse|mi_rmse)/(\w+)/d(\d+)$")
 
 
 def _cell(values: list[float]) -> str:
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.3g} (1)"
-    return f"{statistics.fmean(values):.3g} ± {statistics.stdev(values):.2g} ({len(values)})"
+    return format_values(values) or "—"
 
 
 def toy_rows(runs: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[float]]:

@@ -118,7 +118,7 @@ def test_toy_summary_averages_seeds_and_bolds_the_smallest_gradient_error(tmp_pa
         (folder / "metrics.json").write_text(json.dumps(record))
     [md] = make_tables([str(tmp_path), "--tables", "mige-fig1"])
     text = md.read_text()
-    assert "| 5 | 2 ± 1.4 (2) | — | **0.3 ± 0.14 (2)** | 0.5 ± 0 (2) | — |" in text
+    assert "| 5 | 2 ± 1.41 (2) | — | **0.3 ± 0.141 (2)** | 0.5 ± 0 (2) | — |" in text
     assert "seeds [0, 1]; total wall time 2.0 min" in text
     rows = list(csv.DictReader(md.with_suffix(".csv").open()))
     assert {"quantity": "grad_rmse", "estimator": "mine", "d": "5", "values": "1 3"} in rows
