@@ -13,13 +13,16 @@ class BarAlignmentModule(TaskModule):
     """The network sees (I_s, I_t) and predicts (tx, theta); no pose supervision is used.
 
     Training signal: loss(warp(I_s; tx, theta), I_t). Test metrics: MAE of tx (px) and of theta
-    (deg) against the stored ground truth (Table 1, Exp1 columns).
+    (deg) against the stored ground truth (Table 1, Exp1 columns), and the same metrics for the
+    trivial baseline that predicts the identity warp (0, 0) (``test/baseline_mae_tx`` etc.).
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.mae_tx = MeanAbsoluteError()
         self.mae_theta = MeanAbsoluteError()
+        self.baseline_mae_tx = MeanAbsoluteError()
+        self.baseline_mae_theta = MeanAbsoluteError()
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(torch.cat([source, target], dim=1))
@@ -39,3 +42,7 @@ class BarAlignmentModule(TaskModule):
         self.keep_examples(batch_idx, source=batch["source"], target=batch["target"], warped_source=warped)
         self.log("test/mae_tx", self.mae_tx)
         self.log("test/mae_theta", self.mae_theta)
+        self.baseline_mae_tx(torch.zeros_like(tx), batch["tx"])
+        self.baseline_mae_theta(torch.zeros_like(theta), batch["theta"])
+        self.log("test/baseline_mae_tx", self.baseline_mae_tx)
+        self.log("test/baseline_mae_theta", self.baseline_mae_theta)

@@ -37,3 +37,71 @@ def check_loss_fits(cfg: DictConfig) -> None:
             f"loss '{loss.name}' does not fit experiment '{cfg.experiment_name}' "
             f"(it trains with {wanted} losses); choose one of: {valid}"
         )
+
+
+# Which dataset configs each experiment's module can read (its batches' keys must match).
+DATASETS_BY_EXPERIMENT: dict[str, tuple[str, ...]] = {
+    "exp1_bar": ("bar",),
+    "exp2_mask": ("masked_crops",),
+    "exp3_depth": ("synthetic_stereo", "kitti_raw", "middlebury_motorcycle"),
+    "dim_cifar10": ("cifar10", "cifar100"),
+    "dim_cifar100": ("cifar10", "cifar100"),
+    "ib_mnist": ("mnist",),
+}
+
+
+def check_seed(cfg: DictConfig) -> None:
+    seed = cfg.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an integer or null, got {seed!r}; e.g. seed=0")
+
+
+def check_dataset_fits(cfg: DictConfig, dataset_choice: str | None) -> None:
+    """Raise if the chosen dataset config is not one the experiment's module can read."""
+    allowed = DATASETS_BY_EXPERIMENT.get(cfg.get("experiment_name"))
+    if dataset_choice is None or allowed is None or dataset_choice in allowed:
+        return
+    raise ValueError(
+        f"dataset={dataset_choice} does not fit experiment '{cfg.experiment_name}'; "
+        f"choose one of: {', '.join(allowed)} (or drop the dataset= override)"
+    )
+
+
+def check_debug_patch(
+    debug: str | None, dataset: str | None, experiment: str, config_dir: Path = CONFIG_DIR
+) -> None:
+    """A debug scale must shrink the chosen dataset or experiment: never run silently at paper size.
+
+    Hydra's defaults list picks debug_dataset/<debug>_<dataset>.yaml and
+    debug_experiment/<debug>_<experiment>.yaml as optional patches; with neither, ``debug=quick``
+    on an experiment it does not cover would train at full size.
+    """
+    if debug is None:
+        return
+    patches = [config_dir / "debug_dataset" / f"{debug}_{dataset}.yaml"] if dataset else []
+    patches.append(config_dir / "debug_experiment" / f"{debug}_{experiment}.yaml")
+    if any(p.exists() for p in patches):
+        return
+    covered = sorted(
+        {p.stem.removeprefix(f"{debug}_") for p in (config_dir / "debug_dataset").glob(f"{debug}_*.yaml")}
+        | {
+            p.stem.removeprefix(f"{debug}_")
+            for p in (config_dir / "debug_experiment").glob(f"{debug}_*.yaml")
+        }
+    )
+    raise ValueError(
+        f"debug={debug} has no patch for experiment '{experiment}' (dataset={dataset}), so it would run at "
+        f"full size; debug={debug} covers: {', '.join(covered)}. Use debug=smoke or debug=cpu, or add "
+        f"configs/debug_dataset/{debug}_{dataset}.yaml"
+    )
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every check that can be made before anything is built."""
+    from hydra.core.hydra_config import HydraConfig
+
+    check_seed(cfg)
+    check_loss_fits(cfg)
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    check_dataset_fits(cfg, choices.get("dataset"))
+    check_debug_patch(choices.get("debug"), choices.get("dataset"), cfg.experiment_name)

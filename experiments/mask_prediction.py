@@ -25,12 +25,18 @@ class MaskPredictionModule(TaskModule):
     """UNet on (I_s, I_t) -> sigmoid mask; trained by loss(I_s * M_s, I_t) without mask labels.
 
     Test metric per threshold t: IoU of {M_s < t} against the true rectangle, accumulated over
-    all test pixels (torchmetrics' BinaryJaccardIndex), reported as test/iou_0.05 etc.
+    all test pixels (torchmetrics' BinaryJaccardIndex), reported as test/iou_0.05 etc. The two
+    trivial baselines go through the same metric: "mask everywhere" (every pixel called
+    dissimilar) and "mask nowhere" (none), as test/baseline_everywhere_iou_0.05 etc.; a constant
+    mask scores the same at every threshold.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.ious = torch.nn.ModuleList(BinaryJaccardIndex() for _ in THRESHOLDS)
+        self.baseline_ious = torch.nn.ModuleDict(
+            {name: BinaryJaccardIndex() for name in ("everywhere", "nowhere")}
+        )
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.model(torch.cat([source, target], dim=1))
@@ -51,3 +57,8 @@ class MaskPredictionModule(TaskModule):
         for threshold, iou in zip(THRESHOLDS, self.ious, strict=True):
             iou(dissimilar_region(mask, threshold).long(), truth.long())
             self.log(f"test/iou_{threshold:.2f}", iou)
+        for name, iou in self.baseline_ious.items():
+            constant = torch.full_like(truth, name == "everywhere")
+            iou(constant.long(), truth.long())
+            for threshold in THRESHOLDS:
+                self.log(f"test/baseline_{name}_iou_{threshold:.2f}", iou)

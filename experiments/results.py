@@ -13,9 +13,22 @@ from typing import Any
 import yaml
 
 from experiments.config_checks import CONFIG_DIR
-from experiments.tables import Column, Table
+from experiments.tables import BASELINES, Column, Table
 
 PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "scripts" / "paper_numbers.yaml"
+
+
+def load_unfinished(runs_dir: Path) -> list[dict[str, Any]]:
+    """Records below runs_dir that ended as diverged or stopped (shown as such in the tables)."""
+    records = []
+    for path in sorted(Path(runs_dir).rglob("metrics.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if record.get("status") in ("diverged", "stopped"):
+            records.append(record)
+    return records
 
 
 def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
@@ -53,6 +66,8 @@ def paper_numbers() -> dict[str, Any]:
 class Cell:
     values: list[float]
     paper: float | None
+    diverged: int = 0  # runs of this cell that ended with a non-finite loss (no metrics)
+    stopped: int = 0  # runs stopped before their last epoch (time limit, interrupt)
 
     @property
     def mean(self) -> float | None:
@@ -72,8 +87,10 @@ def _row_matches(table: Table, row: str, run: dict[str, Any]) -> bool:
     return run.get("loss") == row and run.get("bins") == default_bins(row)
 
 
-def assemble(table: Table, runs: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
-    """(row, column key) -> our values over seeds and the paper's value."""
+def assemble(
+    table: Table, runs: list[dict[str, Any]], unfinished: list[dict[str, Any]] = ()
+) -> dict[tuple[str, str], Cell]:
+    """(row, column key) -> our values over seeds, the paper's value, and the runs that failed."""
     paper = paper_numbers()[table.paper_key]
     cells = {}
     for row in table.rows:
@@ -88,7 +105,33 @@ def assemble(table: Table, runs: list[dict[str, Any]]) -> dict[tuple[str, str], 
             ]
             values = [v for v in values if math.isfinite(v)]
             paper_value = paper_row[paper["columns"].index(column.key)]
-            cells[(row, column.key)] = Cell(values, paper_value)
+            failed = [
+                r
+                for r in unfinished
+                if r.get("experiment") == column.experiment and _row_matches(table, row, r)
+            ]
+            diverged = sum(r.get("status") == "diverged" for r in failed)
+            cells[(row, column.key)] = Cell(values, paper_value, diverged, len(failed) - diverged)
+    return cells
+
+
+def baseline_cells(table: Table, runs: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
+    """(baseline title, column key) -> the baseline's value in each run of the column's experiment.
+
+    The data (hence the baseline) is fixed across the runs of one scale, so the values agree; a
+    spread here would mean runs of different scales were mixed.
+    """
+    cells: dict[tuple[str, str], Cell] = {}
+    for column in table.columns:
+        metric = column.metric.removeprefix("test/")
+        for title, pattern in BASELINES.get(column.experiment, {}).items():
+            key = pattern.format(metric=metric)
+            values = [
+                run["metrics"][key] * column.scale
+                for run in runs
+                if run.get("experiment") == column.experiment and key in run.get("metrics", {})
+            ]
+            cells.setdefault((title, column.key), Cell([], None)).values.extend(values)
     return cells
 
 
@@ -124,8 +167,12 @@ def format_values(values: list[float]) -> str | None:
     return f"{_fmt(cell.mean)} ± {_fmt(cell.std)} ({len(values)})"
 
 
-def to_markdown(table: Table, cells: dict) -> str:
-    """Each cell: ours mean ± std (n seeds) / paper; the best of ours per column in bold."""
+def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str:
+    """Each cell: ours mean ± std (n seeds) / paper; the best of ours per column in bold.
+
+    Then one italic row per trivial baseline (same metric code, same test split), so a reader sees
+    at a glance whether a cell beats chance.
+    """
     header = [table.row_field, *(c.title for c in table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {c.key: best_row(table, cells, c, ours=True) for c in table.columns}
@@ -133,10 +180,22 @@ def to_markdown(table: Table, cells: dict) -> str:
         entries = [row]
         for column in table.columns:
             cell = cells[(row, column.key)]
-            ours = format_values(cell.values) or "not run"
+            ours = format_values(cell.values) or ("" if cell.diverged or cell.stopped else "not run")
             if best[column.key] == row and cell.mean is not None:
                 ours = f"**{ours}**"
+            failures = [
+                f"{n} {what}" for n, what in ((cell.diverged, "diverged"), (cell.stopped, "stopped")) if n
+            ]
+            if failures:
+                ours = f"{ours} + {', '.join(failures)}" if ours else ", ".join(failures)
             entries.append(f"{ours} / {_fmt(cell.paper)}")
+        lines.append("| " + " | ".join(entries) + " |")
+    titles = dict.fromkeys(title for title, _ in (baselines or {}))
+    for title in titles:
+        entries = [f"*baseline: {title}*"]
+        for column in table.columns:
+            cell = (baselines or {}).get((title, column.key))
+            entries.append(f"*{_fmt(cell.mean)}*" if cell is not None and cell.values else "—")
         lines.append("| " + " | ".join(entries) + " |")
     return "\n".join(lines)
 
@@ -211,6 +270,12 @@ def _sweep_overrides(table: Table, rows: list[str]) -> list[str]:
     return [f"loss={','.join(rows)}"]
 
 
+def _run_folder(record: dict[str, Any]) -> Path:
+    """Where the run itself lived (its checkpoints), which differs from a copied record's folder."""
+    output_dir = ((record.get("config") or {}).get("paths") or {}).get("output_dir")
+    return Path(output_dir) if output_dir else Path(record["path"])
+
+
 def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list[str]:
     """Per experiment: rows run with fewer seeds than the table's runs use, and the command to fill them.
 
@@ -222,7 +287,14 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
     debugs = {r.get("debug") for r in mine}
     debug = debugs.pop() if len(debugs) == 1 else None
     # each experiment's sweep folder holds one folder per run: new runs go next to the others
-    sweep_dirs = {r["experiment"]: Path(r["path"]).parent for r in mine if "path" in r}
+    # each experiment's sweep folder (where checkpoints are) and, for records copied into the
+    # repository, the folder of records: new runs go next to the others in both
+    sweep_dirs = {r["experiment"]: _run_folder(r).parent for r in mine if "path" in r}
+    records_dirs = {
+        r["experiment"]: Path(r["path"]).parent
+        for r in mine
+        if "path" in r and _run_folder(r) != Path(r["path"])
+    }
     lines = []
     for experiment in dict.fromkeys(c.experiment for c in table.columns):
         keys = [c.key for c in table.columns if c.experiment == experiment]
@@ -238,6 +310,8 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
         if sweep_dirs:
             known = sweep_dirs.get(experiment) or next(iter(sweep_dirs.values())).parent / experiment
             command.append(f"hydra.sweep.dir={known}")
+        if experiment in records_dirs:
+            command.append(f"records_dir={records_dirs[experiment]}")
         command += ["skip_if_finished=true", "ckpt_path=last"]
         lines.append(f"- {experiment}: {detail}. Fill with `{' '.join(command)}`")
     return lines

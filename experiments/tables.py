@@ -95,5 +95,17 @@ TABLES: dict[str, Table] = {
     ),
 }
 
+# Trivial baselines, computed by each module's own metric code on the same test split and logged
+# beside its metrics: row title -> metric key, "{metric}" being the column's metric without "test/".
+BASELINES: dict[str, dict[str, str]] = {
+    "exp1_bar": {"predict (0, 0)": "test/baseline_{metric}"},
+    "exp2_mask": {
+        "mask everywhere": "test/baseline_everywhere_{metric}",
+        "mask nowhere": "test/baseline_nowhere_{metric}",
+    },
+    "exp3_depth": {"median training depth": "test/baseline_{metric}"},
+    "ib_mnist": {"majority class": "test/baseline_{metric}"},
+}
+
 # Figures are single runs whose metrics.json points at their PNG/CSV outputs.
 FIGURES: dict[str, Sweep] = {"mige-fig1": Sweep("mige_toy", ())}

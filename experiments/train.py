@@ -15,10 +15,14 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.config_checks import check_loss_fits
+from experiments.checkpointing import LAST, AtomicLastCheckpoint
+from experiments.config_checks import check_config
+from experiments.curves import CURVE_FILE, TestCurve
+from experiments.divergence import StopOnNonFiniteLoss, TrainingDiverged
+from experiments.fingerprint import differences, fingerprint, result_config
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +119,7 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     """'last' -> this run folder's last checkpoint if one exists (else a fresh start)."""
     if cfg.ckpt_path != "last":
         return cfg.ckpt_path
-    last = output_dir / "checkpoints" / "last.ckpt"
+    last = output_dir / "checkpoints" / LAST
     if last.exists():
         log.info("resuming from %s", last)
         return str(last)
@@ -123,25 +127,62 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     return None
 
 
-def finished_record(output_dir: Path) -> dict[str, Any] | None:
-    """The metrics record of a finished run in output_dir, if there is one."""
-    path = output_dir / METRICS_FILE
+def read_record(output_dir: Path) -> dict[str, Any] | None:
+    """The metrics record in output_dir (any status), if there is a readable one."""
     try:
-        record = json.loads(path.read_text())
+        return json.loads((output_dir / METRICS_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return record if record.get("status") == "finished" else None
+
+
+def finished_record(output_dir: Path) -> dict[str, Any] | None:
+    """The metrics record of a finished run in output_dir, if there is one."""
+    record = read_record(output_dir)
+    return record if record is not None and record.get("status") == "finished" else None
+
+
+def check_same_run(cfg: DictConfig, old_config: dict[str, Any] | None, output_dir: Path, action: str) -> None:
+    """Refuse to resume or skip a folder whose run had another result-relevant config."""
+    if old_config is None:
+        return
+    old, new = result_config(old_config), result_config(cfg)
+    changed = differences(old, new)
+    if changed:
+        raise ValueError(
+            f"{output_dir} holds a run with another config, so it cannot be {action}:\n  "
+            + "\n  ".join(changed)
+            + "\nRun in a new folder (drop hydra.run.dir / hydra.sweep.dir, or pick another), or delete "
+            "that folder to start over there."
+        )
+
+
+def _write_record(output_dir: Path, record: dict[str, Any]) -> None:
+    path = output_dir / METRICS_FILE
+    tmp = path.with_name(f".{METRICS_FILE}.partial")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(path)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test one configuration; returns (and writes) the metrics record."""
-    check_loss_fits(cfg)
+    """Train and test one configuration; returns (and writes) the metrics record.
+
+    ``status`` in the record says what happened: ``running`` (written at the start, so an
+    interrupted run never leaves an older result behind), ``finished``, ``diverged`` (non-finite
+    loss; ``diverged_at_step``) or ``stopped`` (``trainer.max_time``, an interrupt or a callback;
+    ``stop_reason``). Only ``finished`` records carry test metrics.
+    """
+    check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    finished = finished_record(output_dir)
-    if cfg.get("skip_if_finished") and finished is not None:
+    previous = read_record(output_dir)
+    if cfg.get("skip_if_finished") and previous is not None and previous.get("status") == "finished":
+        check_same_run(cfg, previous.get("config"), output_dir, "skipped as finished")
         log.info("skipping: %s already holds a finished run", output_dir)
-        return finished
+        if cfg.get("records_dir"):
+            keep_record(cfg, output_dir, Path(cfg.records_dir))
+        return previous
+    if cfg.get("ckpt_path") == "last" and (output_dir / "checkpoints" / LAST).exists():
+        check_same_run(cfg, _run_config(output_dir), output_dir, "resumed")
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
     started = time.perf_counter()
@@ -153,44 +194,133 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         kwargs["loss"] = build_loss(cfg.loss)
     module = instantiate(cfg.module, **kwargs)
 
-    if isinstance(module, L.LightningModule):
-        metrics, is_main = _fit_and_test(cfg, module, output_dir)
-    else:  # a procedure that is not gradient training of one network, e.g. the MIGE toy
-        metrics, is_main = module.run(output_dir), True
-
-    record = {
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    record: dict[str, Any] = {
         **describe_run(cfg),
-        "status": "finished",
-        "metrics": metrics,
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "environment": environment_info(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "status": "running",
+        "config_fingerprint": fingerprint(cfg),
+        "config": resolved,
     }
+    if isinstance(module, L.LightningModule):
+        is_main = _fit_and_test(cfg, module, output_dir, record)
+    else:  # a procedure that is not gradient training of one network, e.g. the MIGE toy
+        record.update(status="finished", metrics=module.run(output_dir))
+        is_main = True
+
+    record["wall_time_s"] = round(time.perf_counter() - started, 2)
+    record["environment"] = environment_info()
     if is_main:
-        (output_dir / METRICS_FILE).write_text(json.dumps(record, indent=2, default=str))
-        log.info("metrics: %s -> %s", metrics, output_dir / METRICS_FILE)
+        _write_record(output_dir, record)
+        if record["status"] == "finished":
+            log.info("metrics: %s -> %s", record["metrics"], output_dir / METRICS_FILE)
+            if cfg.get("records_dir"):
+                keep_record(cfg, output_dir, Path(cfg.records_dir))
+        else:
+            where = output_dir / METRICS_FILE
+            log.error("run %s: %s (%s)", record["status"], record.get("stop_reason"), where)
     return record
 
 
+RUN_CONFIG_FILE = "checkpoints/run_config.json"
+# small per-run outputs kept with the record (curves, toy tables); never checkpoints or images
+KEPT_SUFFIXES = (".csv",)
+KEPT_MAX_BYTES = 256_000
+
+
+def keep_record(cfg: DictConfig, output_dir: Path, records_dir: Path) -> Path:
+    """Copy a finished run's metrics.json (and its small CSV curves) to records_dir/<run name>/.
+
+    records_dir is meant to be tracked by git (results/runs/<scale>/<experiment>), so the copy has
+    the repository's absolute root replaced by "." and nothing machine-specific beyond the
+    environment block that says which device produced it.
+    """
+    target = records_dir / run_name(cfg)
+    target.mkdir(parents=True, exist_ok=True)
+    root = str(Path(cfg.paths.root_dir).resolve())
+    text = (output_dir / METRICS_FILE).read_text().replace(root, ".")
+    (target / METRICS_FILE).write_text(text)
+    for path in output_dir.iterdir():
+        if path.suffix in KEPT_SUFFIXES and path.stat().st_size <= KEPT_MAX_BYTES:
+            (target / path.name).write_bytes(path.read_bytes())
+    log.info("record kept in %s", target)
+    return target
+
+
+def _run_config(output_dir: Path) -> dict[str, Any] | None:
+    """The config the checkpoint in output_dir was trained with (saved beside it)."""
+    try:
+        return json.loads((output_dir / RUN_CONFIG_FILE).read_text())["config"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        record = read_record(output_dir)
+        return record.get("config") if record else None
+
+
+def _stop_reason(trainer: L.Trainer) -> str | None:
+    """Why fit ended before max_epochs / max_steps, or None if it ran to the end."""
+    if trainer.fast_dev_run:
+        return None
+    max_steps = trainer.max_steps if trainer.max_steps is not None else -1
+    if max_steps > 0 and trainer.global_step >= max_steps:
+        return None
+    max_epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
+    if max_epochs >= 0 and trainer.current_epoch >= max_epochs:
+        return None
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+        return f"trainer.max_time reached at epoch {trainer.current_epoch}, step {trainer.global_step}"
+    return f"stopped at epoch {trainer.current_epoch}, step {trainer.global_step} (a callback or signal)"
+
+
 def _fit_and_test(
-    cfg: DictConfig, module: L.LightningModule, output_dir: Path
-) -> tuple[dict[str, float], bool]:
+    cfg: DictConfig, module: L.LightningModule, output_dir: Path, record: dict[str, Any]
+) -> bool:
+    """Fit (and test if the fit ran to the end); fills record's status and metrics. True on rank 0."""
     datamodule = instantiate(cfg.dataset_module, dataset_factory=instantiate(cfg.dataset))
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0)
+    ckpt_cfg = cfg.get("checkpoint") or {}
+    checkpoint = AtomicLastCheckpoint(
+        output_dir / "checkpoints", every_n_train_steps=ckpt_cfg.get("every_n_train_steps")
+    )
     loggers = build_loggers(cfg)
-    callbacks = [checkpoint, *(instantiate(c) for c in (cfg.get("callbacks") or {}).values())]
+    extra = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    every = int(cfg.get("curve_every_n_epochs") or 0)
+    if every and hasattr(module, "curve_metrics"):
+        extra.append(TestCurve(output_dir / CURVE_FILE, every))
+    # divergence first: a NaN epoch must raise before the checkpoint overwrites a good one;
+    # the checkpoint last, so it holds what the other callbacks did that epoch
+    callbacks = [StopOnNonFiniteLoss(), *extra, checkpoint]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(record["config"])
+    ckpt_path = resolve_ckpt_path(cfg, output_dir)
+    if trainer.is_global_zero:
+        (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        config = {"fingerprint": record["config_fingerprint"], "config": record["config"]}
+        (output_dir / RUN_CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+        _write_record(output_dir, record)  # status "running": replaces any older result here
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg, output_dir))
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except TrainingDiverged as error:
+            log.error("%s", error)
+            record.update(status="diverged", diverged_at_step=error.step, stop_reason=str(error))
+            return trainer.is_global_zero
+        except (KeyboardInterrupt, SystemExit):
+            record.update(status="stopped", stop_reason="interrupted (SIGINT)")
+            if trainer.is_global_zero:
+                _write_record(output_dir, record)
+            raise
+        reason = _stop_reason(trainer)
+        if reason is not None:
+            record.update(status="stopped", stop_reason=reason)
+            return trainer.is_global_zero
         metrics: dict[str, float] = {}
         if cfg.test:
             for result in trainer.test(module, datamodule=datamodule, verbose=False):
                 metrics.update({k: float(v) for k, v in result.items()})
+        record.update(status="finished", metrics=metrics)
     finally:
         if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
             import wandb
 
             wandb.finish()  # so the next multirun job starts its own wandb run
-    return metrics, trainer.is_global_zero
+    return trainer.is_global_zero

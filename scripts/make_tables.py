@@ -1,15 +1,20 @@
 """Assemble paper tables from a folder of runs: `python scripts/make_tables.py RUNS_DIR`.
 
-Writes <out>/<table>.md and <out>/<table>.csv for every table with at least one run below
+    python scripts/make_tables.py --results RESULTS.md [--check]
+
+The first writes <out>/<table>.md and <out>/<table>.csv for every table with at least one run below
 RUNS_DIR; each cell is "ours mean ± std (n seeds) / paper", best of ours per column in bold,
 followed by the scale of the runs, which of the paper's per-column claims hold, and which cells
-are missing with the command that fills them.
+are missing with the command that fills them. The second regenerates every
+`<!-- make_tables: <scale>/<table> -->` block of RESULTS.md from the committed records in
+results/runs/<scale>/ (a test checks that RESULTS.md is up to date).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -17,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.results import (  # noqa: E402
     assemble,
+    baseline_cells,
     claims,
     load_runs,
+    load_unfinished,
     missing_cells,
     scale_summary,
     to_markdown,
@@ -29,15 +36,16 @@ from experiments.toy_summary import toy_markdown, toy_rows  # noqa: E402
 FIGURE_TABLES = ("mige-fig1",)
 
 
-def write_table(name: str, runs: list[dict], out_dir: Path) -> Path:
+def render_table(name: str, runs: list[dict], unfinished: list[dict] = ()) -> str:
+    """The markdown of one paper table from run records (what RESULTS.md embeds)."""
     table = TABLES[name]
-    cells = assemble(table, runs)
+    cells = assemble(table, runs, unfinished)
     parts = [
         f"### {table.name}",
         "",
         "Each cell: ours mean ± std (number of seeds) / the paper's value; best of ours per column in bold.",
         "",
-        to_markdown(table, cells),
+        to_markdown(table, cells, baseline_cells(table, runs)),
         "",
         "Scale of our runs:",
         *scale_summary(table, runs),
@@ -49,8 +57,14 @@ def write_table(name: str, runs: list[dict], out_dir: Path) -> Path:
     missing = missing_cells(table, cells, runs)
     if missing:
         parts += ["Missing cells (rows with fewer seeds than the table's runs, or none):", *missing, ""]
+    return "\n".join(parts)
+
+
+def write_table(name: str, runs: list[dict], out_dir: Path, unfinished: list[dict] = ()) -> Path:
+    table = TABLES[name]
+    cells = assemble(table, runs, unfinished)
     md = out_dir / f"{name}.md"
-    md.write_text("\n".join(parts))
+    md.write_text(render_table(name, runs, unfinished))
     with (out_dir / f"{name}.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([table.row_field, "column", "mean", "std", "n", "paper"])
@@ -73,15 +87,99 @@ def write_toy_table(runs: list[dict], out_dir: Path) -> Path:
     return md
 
 
+RECORDS = Path(__file__).resolve().parents[1] / "results" / "runs"
+BLOCK = re.compile(r"(<!-- make_tables: (?P<key>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /make_tables -->)", re.S)
+
+
+ABLATIONS = Path(__file__).resolve().parents[1] / "results" / "ablation"
+
+
+def render_ablation(name: str, folder: Path = ABLATIONS) -> str:
+    """A markdown table of every CSV results/ablation/<name>*.csv (rows of scripts/ablate_exp1_head.py)."""
+    rows = [row for path in sorted(folder.glob(f"{name}*.csv")) for row in csv.DictReader(path.open())]
+    if not rows:
+        return "No records yet.\n"
+    baselines = {(row["baseline_mae_tx"], row["baseline_mae_theta"]) for row in rows}
+    if len(baselines) != 1:
+        raise ValueError(
+            f"{name}: rows from different test sets ({baselines}); keep one data setting per name"
+        )
+    tx, theta = (float(v) for v in baselines.pop())
+    lines = [
+        f"Baseline (predict the identity warp) on the same test pairs: MAE_tx {tx:.2f} px, "
+        f"MAE_θ {theta:.2f} deg. Every trial: {rows[0]['steps']} steps of batch 8.",
+        "",
+        "| pooling | last-layer init | output | optimizer | loss | MAE_tx (px) | MAE_θ (deg) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        pool = "global average" if row["pool"] == "1" else f"{row['pool']} grid, flattened"
+        cells = [f"{float(row[k]):.2f}" for k in ("mae_tx", "mae_theta")]
+        good = float(row["mae_tx"]) < 0.5 * tx and float(row["mae_theta"]) < 0.5 * theta
+        cells = [f"**{c}**" for c in cells] if good else cells
+        setting = [pool, row["init"], row["output"], row["optimizer"], row["loss"]]
+        lines.append(f"| {' | '.join(setting + cells)} |")
+    lines += ["", "Bold: both errors below half the baseline's.", ""]
+    return "\n".join(lines)
+
+
+def render_block(key: str, records: Path = RECORDS) -> str:
+    """The generated text for a RESULTS.md block named "<scale>/<table>" (records below records/<scale>)."""
+    scale, _, name = key.partition("/")
+    if scale == "ablation":
+        return render_ablation(name, records.parent / "ablation")
+    folder = records / scale
+    if name not in (*TABLES, *FIGURE_TABLES):
+        raise ValueError(f"unknown table {name!r} in block {key!r}; use one of {[*TABLES, *FIGURE_TABLES]}")
+    runs = load_runs(folder) if folder.is_dir() else []
+    if name == "mige-fig1":
+        return toy_markdown(runs) + "\n" if runs else "No records yet.\n"
+    return render_table(name, runs, load_unfinished(folder) if folder.is_dir() else [])
+
+
+def update_results(path: Path, records: Path = RECORDS, check: bool = False) -> list[str]:
+    """Regenerate every `<!-- make_tables: scale/table -->` block of a markdown file from the records.
+
+    With check=True nothing is written; returns the keys of the blocks that are out of date.
+    """
+    text = path.read_text()
+    stale: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        body = render_block(match["key"], records)
+        if body != match["body"]:
+            stale.append(match["key"])
+        return match.group(1) + body + match.group(4)
+
+    new = BLOCK.sub(replace, text)
+    if not check and new != text:
+        path.write_text(new)
+    return stale
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("runs_dir", type=Path, help="folder searched recursively for metrics.json")
+    parser.add_argument("runs_dir", type=Path, nargs="?", help="folder searched recursively for metrics.json")
+    parser.add_argument(
+        "--results", type=Path, default=None,
+        help="regenerate the make_tables blocks of this markdown file (e.g. RESULTS.md) from results/runs",
+    )  # fmt: skip
+    parser.add_argument("--check", action="store_true", help="with --results: exit 1 if a block is stale")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUNS_DIR/tables)")
     names = [*TABLES, *FIGURE_TABLES]
     parser.add_argument("--tables", nargs="*", default=names, choices=names)
     args = parser.parse_args(argv)
+    if args.results is not None:
+        stale = update_results(args.results, check=args.check)
+        verb = "out of date" if args.check else "regenerated"
+        print(f"{args.results}: {len(stale)} block(s) {verb}: {', '.join(stale) or 'none'}")
+        if args.check and stale:
+            sys.exit(1)
+        return []
+    if args.runs_dir is None:
+        parser.error("give RUNS_DIR, or --results RESULTS.md")
     if not args.runs_dir.is_dir():
         parser.error(f"{args.runs_dir} is not a folder of runs")
     runs = load_runs(args.runs_dir)
@@ -96,7 +194,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
             continue
         experiments = {c.experiment for c in TABLES[name].columns}
         if any(r.get("experiment") in experiments for r in runs):
-            written.append(write_table(name, runs, out_dir))
+            written.append(write_table(name, runs, out_dir, load_unfinished(args.runs_dir)))
             print(written[-1].read_text())
     if not written:
         print(f"no finished runs below {args.runs_dir}", file=sys.stderr)

@@ -5,7 +5,9 @@
         -- hydra.launcher.partition=gpu trainer=gpu
 
 Each table is one Hydra multirun per experiment (losses or bins x seeds) into
-RUNS/<scale>/<experiment>/<overrides>/. Runs are launched with skip_if_finished=true and
+RUNS/<scale>/<experiment>/<overrides>/ (checkpoints, logs), and each finished run's record
+(metrics.json, small CSVs) is copied to results/runs/<scale>/<experiment>/<overrides>/, the
+tracked folder RESULTS.md's tables are generated from. Runs are launched with skip_if_finished=true and
 ckpt_path=last, so re-running the same command skips finished cells and resumes interrupted ones.
 Then the table is assembled (scripts/make_tables.py) into RUNS/<scale>/tables/ and, with --wandb,
 logged as a wandb Table (offline unless WANDB_MODE says otherwise).
@@ -37,7 +39,14 @@ def sweeps_for(target: str) -> list[Sweep]:
 
 
 def multirun_command(
-    sweep: Sweep, target: str, scale: str, seeds: list[int], runs_dir: Path, launcher: str, extra: list[str]
+    sweep: Sweep,
+    target: str,
+    scale: str,
+    seeds: list[int],
+    runs_dir: Path,
+    launcher: str,
+    extra: list[str],
+    records_dir: Path | None = None,
 ) -> list[str]:
     command = [
         sys.executable, str(REPO / "run.py"), "-m",
@@ -47,6 +56,8 @@ def multirun_command(
         "skip_if_finished=true", "ckpt_path=last",
         f"wandb_group={target}",
     ]  # fmt: skip
+    if records_dir is not None:
+        command.append(f"records_dir={records_dir / scale / sweep.experiment}")
     if scale != "paper":
         command.append(f"debug={scale}")
     if launcher != "basic":
@@ -75,7 +86,7 @@ def reproduce(target: str, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     for sweep in sweeps_for(target):
         command = multirun_command(
-            sweep, target, args.scale, args.seeds, args.runs_dir, args.launcher, args.extra
+            sweep, target, args.scale, args.seeds, args.runs_dir, args.launcher, args.extra, args.records_dir
         )
         print("$", " ".join(command), flush=True)
         if args.dry_run:
@@ -117,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
         "--launcher", choices=LAUNCHERS, default="basic", help="Hydra launcher for the sweeps"
     )
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs")
+    parser.add_argument(
+        "--records-dir", type=Path, default=REPO / "results" / "runs",
+        help="where each finished run's metrics.json is copied for the repository (tables read it)",
+    )  # fmt: skip
+    parser.add_argument("--no-records", action="store_true", help="keep records in the run folders only")
     parser.add_argument("--wandb", action="store_true", help="also log each table as a wandb Table")
     parser.add_argument("--dry-run", action="store_true", help="print the Hydra commands only")
     parser.epilog = "Overrides after -- go to every run, e.g. -- trainer=gpu dataset_module.batch_size=16"
@@ -125,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv[:split])
     args.extra = argv[split + 1 :]
     args.runs_dir = args.runs_dir.resolve()
+    args.records_dir = None if args.no_records else args.records_dir.resolve()
     for target in TARGETS if args.target == "all" else [args.target]:
         reproduce(target, args)
 

@@ -1,8 +1,10 @@
-"""Shared test set-up: the repo root for configs, a throw-away data root, wandb kept offline."""
+"""Shared test set-up: the repo root for configs, a throw-away data root, wandb kept offline,
+downloads kept off the internet."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 # before torch loads: busy-waiting OpenMP threads stall small eigh calls on a shared 2-core machine
@@ -12,7 +14,25 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# Real datasets, when a test may use them: $DEEPMI_DATA (CI sets it when a copy exists), else none.
+REAL_DATA = Path(os.environ["DEEPMI_DATA"]) if os.environ.get("DEEPMI_DATA") else None
+
+
+_HELD_PORTS: list[socket.socket] = []
+
+
+def refusing_url() -> str:
+    """A URL on 127.0.0.1 that refuses connections at once: a port bound (never reused), not listening."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+# Tests never reach the internet: a dataset config's `download: true` (and any loader built with
+# download=True) goes to a refusing local port unless a test points it at its own local server.
+for _var in ("DEEPMI_MNIST_URL", "DEEPMI_CIFAR_URL", "DEEPMI_KITTI_URL"):
+    os.environ[_var] = refusing_url()
 
 os.environ.setdefault("DEEPMI_ROOT", str(REPO_ROOT))
 os.environ.setdefault("WANDB_MODE", "offline")

@@ -35,3 +35,28 @@ class StopAfterEpochs(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.current_epoch + 1 >= self.epochs:
             trainer.should_stop = True
+
+
+class PauseAtStep(L.Callback):
+    """At global step `step`, touch `marker` and sleep, so a test can kill the process mid-epoch."""
+
+    def __init__(self, step: int, marker: str, seconds: float = 120.0) -> None:
+        self.step, self.marker, self.seconds = step, Path(marker), seconds
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            import time
+
+            self.marker.write_text(str(trainer.global_step))
+            time.sleep(self.seconds)
+
+
+class FailAtStep(L.Callback):
+    """Raise at global step `step`: an interruption that Lightning cannot turn into a clean stop."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"simulated crash at step {self.step}")

@@ -15,6 +15,7 @@ pykitti = pytest.importorskip("pykitti", reason="pykitti (pip install deepmi[kit
 from deepmi.data.errors import CorruptDatasetError, DatasetNotFoundError  # noqa: E402
 from deepmi.data.fixtures import read_kitti_fixture_geometry, write_kitti_raw_fixture  # noqa: E402
 from deepmi.data.kitti import KittiRawStereo, project_velodyne, scale_projection  # noqa: E402
+from tests.conftest import refusing_url  # noqa: E402
 
 DEPTHS = (5.0, 8.0, 12.0)
 NATIVE = (32, 96)
@@ -170,6 +171,7 @@ def test_missing_dataset_explains_what_to_download(tmp_path: Path) -> None:
     assert isinstance(info.value, FileNotFoundError)
     assert "raw_data.php" in msg and "2011_09_26_drive_0113_sync" in msg and "2011_09_26_calib" in msg
     assert "calib_cam_to_cam.txt" in msg and "velodyne_points" in msg and "image_00" in msg
+    assert "download=True" in msg
 
     base = write_kitti_raw_fixture(tmp_path / "partial", n_frames=1, size=(8, 16))
     (base / "2011_09_26" / "calib_velo_to_cam.txt").unlink()
@@ -202,3 +204,9 @@ def test_truncated_velodyne_scan(tmp_path: Path) -> None:
     assert ds[0]["depth"].shape == (1, 8, 16)
     with pytest.raises(CorruptDatasetError, match="0000000001.bin"):
         ds[1]
+
+
+def test_a_drive_in_place_is_read_without_the_network(base_dir: Path) -> None:
+    # download=True with the drive present never contacts base_url (it refuses connections).
+    ds = KittiRawStereo(base_dir, size=None, download=True, base_url=refusing_url())
+    assert len(ds) == 3 and not (base_dir / "downloads").exists()

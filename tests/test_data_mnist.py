@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from deepmi.data import mnist as mnist_module
 from deepmi.data.errors import CorruptDatasetError, DatasetNotFoundError
 from deepmi.data.fixtures import write_mnist_fixture
-from deepmi.data.mnist import MNIST, default_mnist_root
-
-REAL_ROOT = (Path(__file__).parents[1] / ".." / "shared" / "data").resolve()
+from deepmi.data.mnist import MNIST
+from tests.conftest import REAL_DATA, refusing_url
 
 
 def _decode_idx_independently(path: Path) -> np.ndarray:
@@ -119,31 +117,33 @@ def test_corrupt_files_raise_clear_errors(tmp_path: Path, damage: str, message: 
     assert isinstance(info.value, ValueError)
 
 
-def test_default_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_root_none_reads_deepmi_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env_root = write_mnist_fixture(tmp_path / "env", n_train=3, n_test=3)
     monkeypatch.setenv("DEEPMI_DATA", str(env_root))
-    assert default_mnist_root() == env_root
-
-    # Nothing anywhere: pretend the package lives in an empty checkout.
-    monkeypatch.setenv("DEEPMI_DATA", str(tmp_path / "nothing"))
-    monkeypatch.setattr(mnist_module, "__file__", str(tmp_path / "repo" / "deepmi" / "data" / "mnist.py"))
-    with pytest.raises(DatasetNotFoundError, match="DEEPMI_DATA"):
-        default_mnist_root()
-
-    # The checkout's own data/ comes before ../shared/data.
-    write_mnist_fixture(tmp_path / "repo" / "data", n_train=3, n_test=3)
-    write_mnist_fixture(tmp_path / "shared" / "data", n_train=3, n_test=3)
-    assert default_mnist_root() == tmp_path / "repo" / "data"
-    monkeypatch.delenv("DEEPMI_DATA")
+    monkeypatch.chdir(write_mnist_fixture(tmp_path / "cwd", n_train=5, n_test=5))  # never the cwd
     assert len(MNIST(None, train=False)) == 3
 
+    monkeypatch.setenv("DEEPMI_DATA", str(tmp_path / "nothing"))
+    with pytest.raises(DatasetNotFoundError, match="nothing/MNIST/raw"):
+        MNIST(None)
 
-@pytest.mark.skipif(not (REAL_ROOT / "MNIST" / "raw").is_dir(), reason=f"real MNIST not at {REAL_ROOT}")
+
+def test_present_files_need_no_download(tmp_path: Path) -> None:
+    # download=True with the files in place: read as they are (the refusing URL would fail otherwise).
+    root = write_mnist_fixture(tmp_path, n_train=4, n_test=4, gz=False)
+    assert len(MNIST(root, train=True, download=True, base_url=refusing_url())) == 4
+
+
+@pytest.mark.skipif(
+    REAL_DATA is None or not (REAL_DATA / "MNIST" / "raw").is_dir(),
+    reason="real MNIST not found: set DEEPMI_DATA to a root holding MNIST/raw",
+)
 def test_real_mnist() -> None:
+    assert REAL_DATA is not None
     start = time.perf_counter()
-    train = MNIST(REAL_ROOT, train=True)
+    train = MNIST(REAL_DATA, train=True)
     elapsed = time.perf_counter() - start
-    test = MNIST(REAL_ROOT, train=False, flatten=False)
+    test = MNIST(REAL_DATA, train=False, flatten=False)
     assert len(train) == 60000 and len(test) == 10000
     assert elapsed < 5.0, f"loading 60k images took {elapsed:.1f} s"  # ~0.3-0.6 s measured here
     for ds, lo, hi in ((train, 5000, 7000), (test, 800, 1200)):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist
 
-from deepmi.estimators import median_bandwidth, ssge_score
+from deepmi.estimators import median_bandwidth, rbf_gram, ssge_score
 
 
 def _naive_ssge(x: np.ndarray, q: np.ndarray, sigma: float, n_eigen: int) -> np.ndarray:
@@ -135,3 +135,66 @@ def test_cuda_matches_cpu():
     gpu = ssge_score(x.cuda(), q.cuda(), n_eigen=20)
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("offset", [300.0, 2000.0, 5000.0])
+def test_translation_invariant_in_float32(offset):
+    # |a|^2 + |b|^2 - 2 a.b cancelled catastrophically far from the origin: 20 % error at 300, 100 % at
+    # 2000, "repeated samples" at 5000. The float32 points x + c themselves are rounded (to ~3e-4 at
+    # 5000), so compare with the exact float64 score of those same rounded points, moved back by c.
+    x, q, _ = _gaussian(256, 9)
+    xc, qc = (x + offset).float(), (q + offset).float()
+    want = ssge_score(xc.double() - offset, qc.double() - offset, n_eigen=20)
+    got = ssge_score(xc, qc, n_eigen=20)
+    assert got.dtype == torch.float32
+    assert float((got.double() - want).norm() / want.norm()) < 1e-3
+    want_bw = ssge_score(xc.double() - offset, qc.double() - offset, bandwidth=1.5, n_eigen=20)
+    got_bw = ssge_score(xc, qc, bandwidth=1.5, n_eigen=20)
+    assert float((got_bw.double() - want_bw).norm() / want_bw.norm()) < 1e-3
+    # and against the unshifted float32 score (what the issue measured)
+    base = ssge_score(x.float(), q.float(), n_eigen=20)
+    assert float((got - base).norm() / base.norm()) < 1e-2
+    assert float(median_bandwidth(xc)) == pytest.approx(float(median_bandwidth(x)), rel=1e-3)
+
+
+@pytest.mark.parametrize("scale", [2.0**70, 2.0**-70, 1e19, 1e-25])
+def test_extreme_scales_in_float32(scale):
+    # x * 1e19 overflowed the squared distances (NaN scores); tiny scales underflowed them (all
+    # distances 0, "repeated samples"). Powers of two scale floats exactly.
+    x, q, _ = _gaussian(128, 10, dtype=torch.float32)
+    base = ssge_score(x, q, n_eigen=15)
+    got = ssge_score(x * scale, q * scale, n_eigen=15)
+    assert torch.isfinite(got).all()
+    rtol = 1e-6 if np.log2(scale).is_integer() else 1e-3
+    torch.testing.assert_close(got * scale, base, rtol=rtol, atol=rtol * float(base.abs().max()))
+    assert float(median_bandwidth(x * scale)) == pytest.approx(float(median_bandwidth(x)) * scale, rel=rtol)
+    sigma = median_bandwidth(x)
+    gram = rbf_gram(x * scale, q * scale, sigma * scale)
+    torch.testing.assert_close(gram, rbf_gram(x, q, sigma), rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_gets_a_clear_error(dtype):
+    x = torch.randn(20, 2).to(dtype)
+    with pytest.raises(
+        ValueError, match=r"samples must be float32 or float64, got torch\.b?float16; call \.float"
+    ):
+        ssge_score(x)
+    with pytest.raises(ValueError, match="queries must be float32 or float64"):
+        ssge_score(x.float(), x)
+
+
+def test_autocast_does_not_lower_the_precision():
+    x, q, _ = _gaussian(128, 11, dtype=torch.float32)
+    want = ssge_score(x, q, n_eigen=15)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ssge_score(x, q, n_eigen=15)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)
+
+
+def test_non_finite_scores_raise_instead_of_returning_nan():
+    # a bandwidth whose square underflows float32 makes the Gram matrix 0/0 on its diagonal
+    x = torch.randn(50, 2)
+    with pytest.raises(ValueError, match="non-finite scores.*bandwidth too small"):
+        ssge_score(x, bandwidth=1e-30)

@@ -92,3 +92,17 @@ def test_gradcheck_pdfs():
     x.requires_grad_()
     y.requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: fuzzy_pdfs(a, b, 5), (x, y))
+
+
+@pytest.mark.parametrize("bins", [5, 2896, 2897, 4096])
+def test_backward_table_index_is_exact_up_to_the_largest_bins(bins):
+    # The MI backward looks up cell (a, b), or its centre-mean twin at + N^2, in tables of 2 N^2
+    # entries; float32 is exact only below 2^24 = 2 * 2896^2, so larger N must not round the index.
+    from deepmi.losses.fuzzy import MAX_JOINT_BINS, _table_index
+
+    assert bins <= MAX_JOINT_BINS
+    cells = [(1, 0, 0), (1, bins - 1, bins - 2), (0, bins - 2, bins - 1), (1, bins - 1, bins - 3)]
+    on, a, b = (torch.tensor([[float(c[k]) for c in cells]]) for k in range(3))  # float32, as the kernel
+    got = _table_index(a, b, on, bins)
+    assert got.dtype == torch.int64
+    assert got[0].tolist() == [n * bins * bins + i * bins + j for n, i, j in cells]

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import warnings
 
+import numpy as np
 import pytest
 import torch
 
-from deepmi.losses import LOSSES, L1Loss, LMILoss, MILoss, SSIMLoss, build_loss
+from deepmi.losses import (
+    LOSSES,
+    L1Loss,
+    LMILoss,
+    MILoss,
+    SSIMLoss,
+    build_loss,
+    fuzzy_pdfs,
+    lmi,
+    mutual_information,
+)
 
 # case -> (registry name, constructor arguments)
 ALL_LOSSES: dict[str, tuple[str, dict]] = {
@@ -26,6 +39,12 @@ ALL_LOSSES: dict[str, tuple[str, dict]] = {
 def make(case: str, **extra) -> torch.nn.Module:
     name, kwargs = ALL_LOSSES[case]
     return build_loss(name, **kwargs, **extra)
+
+
+@pytest.fixture
+def fresh_range_warnings(monkeypatch):
+    """The out-of-range warning is shown once per value_range and process: start each test afresh."""
+    monkeypatch.setattr("deepmi.losses._checks._warned_ranges", set())
 
 
 def test_registry_names():
@@ -147,10 +166,11 @@ def test_bad_inputs_raise(name):
             loss(y, x)
 
 
-def test_huge_finite_values_are_not_mistaken_for_inf():
+def test_huge_finite_values_are_not_mistaken_for_inf(fresh_range_warnings):
     # the cheap NaN/inf test sums the input; an overflowing sum of finite values must still pass
     x = torch.full((1, 1000), 3e37)
-    assert torch.isfinite(LMILoss(5, value_range=(0, 1))(x, x))
+    with pytest.warns(UserWarning, match="outside value_range"):  # they are, all of them
+        assert torch.isfinite(LMILoss(5, value_range=(0, 1))(x, x))
 
 
 def test_bad_hyper_parameters_raise():
@@ -197,3 +217,100 @@ def test_chunked_eager_kernels_match_single_pass(name, monkeypatch):
     torch.testing.assert_close(chunked, whole, atol=1e-12, rtol=0)
     for a, b in zip(torch.autograd.grad(chunked, (x, y)), grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("bins", [np.int64(11), np.int32(11), np.uint8(11), torch.tensor(11)])
+def test_integer_scalars_are_valid_bins(bins):
+    x, y = torch.rand(2, 30), torch.rand(2, 30)
+    for loss in (LMILoss(bins), MILoss(bins)):
+        assert loss.bins == 11 and type(loss.bins) is int
+    torch.testing.assert_close(lmi(x, y, bins), lmi(x, y, 11))
+    torch.testing.assert_close(mutual_information(x, y, bins), mutual_information(x, y, 11))
+
+
+@pytest.mark.parametrize(
+    "bins",
+    [2.5, 11.0, True, np.bool_(True), torch.tensor(True), torch.tensor(2.5), torch.tensor([3, 4]), "25"],
+)
+def test_non_integer_bins_raise(bins):
+    with pytest.raises(ValueError, match=r"bins must be an integer >= 2, got .*; pass e\.g\. bins=25"):
+        LMILoss(bins)
+    with pytest.raises(ValueError, match="bins must be an integer"):
+        lmi(torch.rand(1, 4), torch.rand(1, 4), bins)
+
+
+@pytest.mark.parametrize("bins", [np.int64(1), torch.tensor(0), -3])
+def test_integer_bins_below_two_raise(bins):
+    with pytest.raises(ValueError, match="bins must be >= 2"):
+        MILoss(bins)
+
+
+def _caught(fn) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return [str(w.message) for w in caught]
+
+
+def test_out_of_range_batch_warns_once_with_the_fix(fresh_range_warnings):
+    # 8-bit images with the default value_range (0, 1): all clamped to 1, loss 0, gradient 0.
+    g = torch.Generator().manual_seed(0)
+    pred = (torch.rand(2, 1, 32, 32, generator=g) * 255).requires_grad_()
+    target = torch.rand(2, 1, 32, 32, generator=g) * 255
+    messages = _caught(lambda: LMILoss(25)(pred, target).backward())
+    assert len(messages) == 1
+    assert re.search(r"of pred's values .* outside value_range=\(0, 1\)", messages[0])
+    assert "value_range=(0, 255) for 8-bit images" in messages[0]
+    assert pred.grad.abs().max() < 1e-3  # what the warning is about: almost no gradient reaches pred
+    # once per value_range: no repeat, from any loss or function
+    assert _caught(lambda: LMILoss(25)(pred, target)) == []
+    assert _caught(lambda: mutual_information(pred, target, 8)) == []
+    # another range warns again; the values themselves are unchanged by the check
+    assert len(_caught(lambda: MILoss(8, value_range=(0.0, 2.0))(pred, target))) == 1
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x, y: lmi(x, y, 5, method="histogram"),
+        lambda x, y: mutual_information(x, y, 5, kernel="gaussian"),
+        lambda x, y: fuzzy_pdfs(x, y, 5),
+    ],
+)
+def test_out_of_range_target_warns_from_every_histogram_function(fn, fresh_range_warnings):
+    x = torch.rand(2, 500)
+    messages = _caught(lambda: fn(x, x * 100 + 2))
+    assert len(messages) == 1 and "of target's values" in messages[0]
+
+
+def test_in_range_or_mostly_in_range_batches_do_not_warn(fresh_range_warnings):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 1, 64, 64, generator=g)
+    slightly_out = x * 1.2 - 0.1  # 1/6 of the values a little outside: clamping them is intended
+    binary = (x > 0.5).float()  # values exactly at the range ends are in range
+    for a, b in ((x, x.flip(0)), (slightly_out, x), (binary, x), (x * 255, x * 255)):
+        value_range = (0.0, 255.0) if a.max() > 2 else (0.0, 1.0)
+        assert _caught(lambda a=a, b=b, r=value_range: LMILoss(25, value_range=r)(a, b)) == []
+
+
+def test_histogram_losses_compute_in_float32_under_autocast():
+    # bf16 autocast used to turn the Gaussian kernel's bmm into bf16 (0.9 % error in MI) and its
+    # backward then failed on a dtype mismatch; every histogram loss must give its float32 numbers.
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 1, 32, 32, generator=g, requires_grad=True)
+    y = torch.rand(2, 1, 32, 32, generator=g)
+    for name in ("lmi", "lmi_histogram", "mi", "mi_gaussian"):
+        loss = make(name)
+        want = loss(x, y)
+        (grad_want,) = torch.autograd.grad(want, x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = loss(x, y)
+            (grad_got,) = torch.autograd.grad(got, x)
+        assert got.dtype == torch.float32, name
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(grad_got, grad_want, atol=1e-7, rtol=1e-5)
+    # and with backward() outside the autocast region
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = make("mi_gaussian")(x, y)
+    out.backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()

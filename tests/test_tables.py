@@ -87,7 +87,8 @@ def test_reproduce_deepmi_table1_smoke_end_to_end(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     command = [
         sys.executable, str(REPO_ROOT / "scripts" / "reproduce.py"), "deepmi-table1",
-        "--scale", "smoke", "--seeds", "0", "--runs-dir", str(runs), "--", "logger=csv",
+        "--scale", "smoke", "--seeds", "0", "--runs-dir", str(runs),
+        "--records-dir", str(tmp_path / "records"), "--", "logger=csv",
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -95,6 +96,13 @@ def test_reproduce_deepmi_table1_smoke_end_to_end(tmp_path: Path) -> None:
     table = TABLES["deepmi-table1"]
     assert len(rows) == len(table.rows) * len(table.columns)
     assert all(row["n"] == "1" for row in rows), [r for r in rows if r["n"] != "1"]
+    # every finished run's record was copied for the repository, without the machine's paths
+    records = sorted((tmp_path / "records" / "smoke").glob("*/*/metrics.json"))
+    assert len(records) == len(table.rows) * 3
+    assert all(str(REPO_ROOT) not in p.read_text() for p in records)
+    assert assemble(table, load_runs(tmp_path / "records" / "smoke")).keys() == {
+        (row, c.key) for row in table.rows for c in table.columns
+    }
 
     # a second launch finds every cell finished and leaves them alone
     stamps = {p: p.stat().st_mtime for p in runs.rglob("metrics.json")}
@@ -128,7 +136,7 @@ def test_reproduce_mige_fig1_smoke_writes_the_figure_and_its_table(tmp_path: Pat
     runs = tmp_path / "runs"
     command = [
         sys.executable, str(REPO_ROOT / "scripts" / "reproduce.py"), "mige-fig1",
-        "--scale", "smoke", "--seeds", "0", "1", "--runs-dir", str(runs), "--", "logger=none",
+        "--scale", "smoke", "--seeds", "0", "1", "--runs-dir", str(runs), "--no-records", "--", "logger=none",
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -137,3 +145,47 @@ def test_reproduce_mige_fig1_smoke_writes_the_figure_and_its_table(tmp_path: Pat
         f"mige-fig1-debug=smoke,experiment=mige_toy,seed={s}-mige_toy.png" for s in (0, 1)
     ]
     assert "(2)** |" in (out / "mige-fig1.md").read_text()  # the best of two seeds, in bold
+
+
+def test_baseline_rows_and_failed_runs_are_shown(tmp_path: Path) -> None:
+    from experiments.results import baseline_cells, load_unfinished
+
+    metrics = {"test/mae_tx": 2.0, "test/baseline_mae_tx": 24.0, "test/baseline_mae_theta": 19.0}
+    _write_run(tmp_path / "lmi0", "exp1_bar", "lmi", 11, 0, metrics)
+    _write_run(tmp_path / "l1", "exp1_bar", "l1", None, 0, {"test/mae_tx": 3.0, "test/baseline_mae_tx": 24.0})
+    _write_run(tmp_path / "l2", "exp1_bar", "l2", None, 0, {})
+    record = json.loads((tmp_path / "l2" / "metrics.json").read_text())
+    record.update(status="diverged", diverged_at_step=3)
+    del record["metrics"]
+    (tmp_path / "l2" / "metrics.json").write_text(json.dumps(record))
+    table = TABLES["deepmi-table1"]
+    runs, failed = load_runs(tmp_path), load_unfinished(tmp_path)
+    markdown = to_markdown(table, assemble(table, runs, failed), baseline_cells(table, runs))
+    assert "| *baseline: predict (0, 0)* | *24* | *19* | — |" in markdown
+    assert "| l2 | diverged / 1.93 |" in markdown.replace(" 1 diverged", " diverged")
+
+
+def test_results_md_is_what_make_tables_prints_from_the_committed_records() -> None:
+    from scripts.make_tables import update_results
+
+    stale = update_results(REPO_ROOT / "RESULTS.md", check=True)
+    assert not stale, (
+        f"RESULTS.md is out of date: run python scripts/make_tables.py --results RESULTS.md ({stale})"
+    )
+
+
+def test_results_blocks_regenerate_from_records(tmp_path: Path) -> None:
+    from scripts.make_tables import render_block, update_results
+
+    records = tmp_path / "runs"
+    _write_run(records / "paper" / "exp1_bar" / "lmi0", "exp1_bar", "lmi", 11, 0, {"test/mae_tx": 1.5})
+    doc = tmp_path / "RESULTS.md"
+    block = "<!-- make_tables: paper/deepmi-table1 -->\nSTALE-TEXT\n<!-- /make_tables -->"
+    doc.write_text(f"intro\n{block}\nend\n")
+    assert update_results(doc, records, check=True) == ["paper/deepmi-table1"]
+    assert doc.read_text().count("STALE-TEXT") == 1  # check mode writes nothing
+    assert update_results(doc, records) == ["paper/deepmi-table1"]
+    assert "**1.5 (1)** / 1.04" in doc.read_text() and "STALE-TEXT" not in doc.read_text()
+    assert update_results(doc, records, check=True) == []
+    assert doc.read_text().startswith("intro\n") and doc.read_text().endswith("end\n")
+    assert render_block("paper/deepmi-table1", records) in doc.read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,10 +63,24 @@ def cached_arrays(
         return {k: np.asarray(v) for k, v in generate().items()}
     path = cache_path(root, name, params)
     if path.exists():
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
+            # generated data: a damaged cache (a full disk, a killed writer on a non-POSIX
+            # filesystem) is thrown away and made again rather than failing without its name
+            warnings.warn(
+                f"the cached dataset {path} is unreadable ({type(error).__name__}: {error}); "
+                "deleting it and generating it again",
+                stacklevel=2,
+            )
+            path.unlink(missing_ok=True)
     arrays = {k: np.asarray(v) for k, v in generate().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_writable(path.parent)
+    except OSError as error:
+        raise DataRootNotWritableError(path.parent, error) from None
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     _save_npz(tmp, arrays)
     os.replace(tmp, path)
@@ -76,6 +91,23 @@ def cached_arrays(
     }
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return arrays
+
+
+class DataRootNotWritableError(OSError):
+    """The data root cannot hold the generated dataset: one line naming the folder and the fix."""
+
+    def __init__(self, folder: Path, error: OSError) -> None:
+        super().__init__(
+            f"cannot write generated data under {folder} ({error.strerror or error}). Point the data "
+            "root at a writable folder: paths.data_dir=/some/folder on the command line, or "
+            "DEEPMI_DATA=/some/folder"
+        )
+
+
+def _check_writable(folder: Path) -> None:
+    probe = folder / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
 
 
 def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -1,6 +1,6 @@
 """CIFAR-10 / CIFAR-100 from the python-pickle batches (MIGE Table 1, Deep InfoMax).
 
-Reads the archives' own layout, without torchvision:
+Reads the archives' own layout, without torchvision (``download=True`` fetches them with pooch):
 
 - ``root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``: dicts with
   ``data`` (N, 3072) uint8, rows are the R, G, B 32x32 planes) and ``labels``.
@@ -46,10 +46,17 @@ _LAYOUT = {
     ),
 }
 
+# Published MD5s of the archives (https://www.cs.toronto.edu/~kriz/cifar.html).
+CIFAR_MD5 = {
+    "cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a",
+    "cifar-100-python.tar.gz": "eb9058c3a382ffc7106e4002c42a8d85",
+}
+
 _HOW_TO_GET = """\
 Download {archive} from https://www.cs.toronto.edu/~kriz/cifar.html and extract it into
-{root} (it unpacks to {root}/{folder}/). Or pass download=True, which uses torchvision's
-downloader if it is installed (pip install deepmi[download]); deepmi itself never needs torchvision."""
+{root} (it unpacks to {root}/{folder}/)."""
+_OR_DOWNLOAD = """
+Or pass download=True (the dataset configs' download: true): pooch fetches it and checks its MD5."""
 
 
 def _check_name(name: str) -> str:
@@ -94,19 +101,50 @@ def _decode_batch(path: Path, label_key: str, n_classes: int) -> tuple[np.ndarra
     return np.ascontiguousarray(images), labels
 
 
-def download_cifar(root: str | Path, name: str = "cifar10") -> None:
-    """Fetch and extract the archive into ``root`` with torchvision (an optional extra)."""
+def download_cifar(
+    root: str | Path,
+    name: str = "cifar10",
+    base_url: str | None = None,
+    progressbar: bool = True,
+    **fetch_options,
+) -> Path:
+    """Fetch the python-pickle archive (MD5-checked) into ``root/downloads/`` and extract it into ``root``.
+
+    The archive stays in ``root/downloads/`` as a cache: extracting again needs no network. See
+    :mod:`deepmi.data.download` for retries and the base URL (``base_url`` or ``$DEEPMI_CIFAR_URL``).
+
+    Args:
+        root: the data root; the batches end up in ``root/cifar-10-batches-py`` or ``root/cifar-100-python``.
+        name: ``"cifar10"`` or ``"cifar100"``.
+        base_url: a mirror to use instead of https://www.cs.toronto.edu/~kriz/.
+        fetch_options: ``retries``, ``timeout`` for :func:`deepmi.data.download.fetch`.
+
+    Returns:
+        The extracted folder.
+
+    Raises:
+        DownloadError: the server could not be reached; the message says what to fetch by hand.
+        CorruptDatasetError: the archive never matched its MD5, or holds no batches where expected.
+    """
+    from deepmi.data import download  # lazy: keeps `python -m deepmi.data.download` warning-free
+
     _check_name(name)
-    folder, archive, *_ = _LAYOUT[name]
-    try:
-        from torchvision import datasets
-    except Exception as err:  # ImportError, or a CUDA torchvision that fails to load with a CPU torch
-        raise ImportError(
-            "download=True needs torchvision (pip install deepmi[download]). Without it: "
-            + _HOW_TO_GET.format(archive=archive, root=root, folder=folder)
-        ) from err
-    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
-    cls(str(root), train=True, download=True)
+    folder, archive, train_files, test_files, *_ = _LAYOUT[name]
+    root = Path(root)
+    how = _HOW_TO_GET.format(archive=archive, root=root, folder=folder)
+    remote = download.RemoteFile(archive, f"md5:{CIFAR_MD5[archive]}")
+    download.fetch_and_extract(
+        remote, root, "cifar", dataset=name.upper(), how_to_get=how, base_url=base_url,
+        progressbar=progressbar, **fetch_options,
+    )  # fmt: skip
+    missing = [f for f in train_files + test_files if not (root / folder / f).is_file()]
+    if missing:
+        raise CorruptDatasetError(
+            root / download.DOWNLOADS / archive,
+            f"extracted, but {folder}/{missing[0]} is not in it (a different archive?)",
+            fix=f"delete it and check the base URL, or fetch it by hand: {how}",
+        )
+    return root / folder
 
 
 class CIFAR(Dataset):
@@ -117,7 +155,9 @@ class CIFAR(Dataset):
         name: ``"cifar10"`` or ``"cifar100"`` (CIFAR-100 uses the 100 fine labels).
         train: the 50k training images, else the 10k test images.
         transform: optional callable applied to the float image tensor.
-        download: fetch the archive first if it is missing (needs torchvision).
+        download: fetch and extract the archive first if the split's files are missing (pooch,
+            MD5-checked; see :func:`download_cifar`). Present files are used without the network.
+        base_url: a mirror for the download (or ``$DEEPMI_CIFAR_URL``); default the Toronto site.
 
     Attributes:
         data: uint8 tensor (N, 32, 32, 3); ``targets``: int64 tensor (N,); ``classes``: label names.
@@ -130,6 +170,7 @@ class CIFAR(Dataset):
         train: bool = True,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         download: bool = False,
+        base_url: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.name = _check_name(name)
@@ -140,10 +181,10 @@ class CIFAR(Dataset):
         base = self.root / folder
         files = train_files if train else test_files
         if download and not all((base / f).is_file() for f in files):
-            download_cifar(self.root, name)
+            download_cifar(self.root, name, base_url=base_url)
         for f in files:
             if not (base / f).is_file():
-                how = _HOW_TO_GET.format(archive=archive, root=self.root, folder=folder)
+                how = _HOW_TO_GET.format(archive=archive, root=self.root, folder=folder) + _OR_DOWNLOAD
                 raise DatasetNotFoundError(name.upper(), base / f, how)
         parts = [_decode_batch(base / f, label_key, n_classes) for f in files]
         self.data = torch.from_numpy(np.concatenate([p[0] for p in parts]))

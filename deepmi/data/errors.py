@@ -1,11 +1,12 @@
-"""Errors raised by the real-data loaders (KITTI, CIFAR, MNIST).
+"""Errors raised by the real-data loaders (KITTI, CIFAR, MNIST) and their downloads.
 
-Both subclass the built-in exception a caller would already catch, so ``except FileNotFoundError``
-and ``except ValueError`` keep working.
+All subclass the built-in exception a caller would already catch, so ``except FileNotFoundError``
+and ``except ValueError`` keep working; a failed download is a :class:`DatasetNotFoundError` too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -23,6 +24,28 @@ class DatasetNotFoundError(FileNotFoundError):
 
     def __reduce__(self):  # keep the custom __init__ picklable (DataLoader workers re-raise it)
         return (type(self), (self.dataset, self.missing, self.how_to_get))
+
+
+class DownloadError(DatasetNotFoundError):
+    """A dataset's files are missing and downloading them failed (no network, server down, moved).
+
+    The message lists each URL tried with its error, then what to fetch by hand and where to put it.
+    """
+
+    def __init__(self, dataset: str, missing: str | Path, how_to_get: str, failures: Sequence[str]) -> None:
+        self.dataset = dataset
+        self.missing = Path(missing)
+        self.how_to_get = how_to_get
+        self.failures = list(failures)
+        tried = "\n".join(f"  {f}" for f in self.failures) or "  (no URL to try)"
+        FileNotFoundError.__init__(
+            self,
+            f"{dataset}: {missing} not found, and downloading it failed:\n{tried}\n"
+            f"Without network access, fetch it by hand: {how_to_get.strip()}",
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.dataset, self.missing, self.how_to_get, self.failures))
 
 
 class CorruptDatasetError(ValueError):

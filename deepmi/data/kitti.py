@@ -14,6 +14,7 @@ a sparse map. Pixel centres sit at integer coordinates (pixel j covers [j - 0.5,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,72 @@ the date's "calibration" zip ({date}_calib.zip). Unzip both into base_dir={base_
   base_dir/{date}/calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt
   base_dir/{date}/{date}_drive_{drive}_sync/image_00..03/data/*.png, velodyne_points/data/*.bin,
       oxts/data/*.txt, and each folder's timestamps.txt"""
+_OR_DOWNLOAD = """
+Or pass download=True (the dataset config's download: true): pooch fetches both, they are unzipped there."""
+
+
+def kitti_raw_archives(date: str, drive: str) -> tuple[str, str]:
+    """The drive's sync zip and the date's calib zip, as URL paths relative to KITTI's ``raw_data/``."""
+    if not re.fullmatch(r"\d{4}_\d{2}_\d{2}", date) or not re.fullmatch(r"\d{4}", drive):
+        raise ValueError(f"date={date!r}, drive={drive!r}: use KITTI's forms, e.g. '2011_09_26' and '0113'")
+    return f"{date}_drive_{drive}/{date}_drive_{drive}_sync.zip", f"{date}_calib.zip"
+
+
+def download_kitti_raw(
+    base_dir: str | Path,
+    date: str = "2011_09_26",
+    drive: str = "0113",
+    base_url: str | None = None,
+    progressbar: bool = True,
+    **fetch_options,
+) -> Path:
+    """Fetch the drive's synced+rectified zip and the date's calibration zip, unzip them into ``base_dir``.
+
+    Only the missing part is fetched (the calibration is shared by all drives of a date). The zips
+    are cached in ``base_dir/downloads/`` (the drive is about 370 MB; delete them once extracted if
+    space matters). KITTI publishes no checksums: every member's CRC-32 is checked while unzipping,
+    a zip that fails is deleted and fetched once more, and the result must have the layout of
+    :func:`check_kitti_raw_layout`. Base URL: ``base_url``, else ``$DEEPMI_KITTI_URL``, else KITTI's
+    ``https://s3.eu-central-1.amazonaws.com/avg-kitti/raw_data/``.
+
+    Returns:
+        The drive folder.
+
+    Raises:
+        DownloadError: the server could not be reached; the message says what to fetch by hand.
+        CorruptDatasetError: a zip is damaged twice over, or does not hold the expected files.
+    """
+    from deepmi.data import download  # lazy: keeps `python -m deepmi.data.download` warning-free
+
+    base_dir = Path(base_dir)
+    drive_zip, calib_zip = kitti_raw_archives(date, drive)
+    how = _HOW_TO_GET.format(date=date, drive=drive, base_dir=base_dir)
+    calib_dir = base_dir / date
+    drive_dir = calib_dir / f"{date}_drive_{drive}_sync"
+    wanted = []
+    if not all((calib_dir / f).is_file() for f in CALIB_FILES):
+        wanted.append(calib_zip)
+    if not all(path.exists() for path in _drive_parts(drive_dir)):
+        wanted.append(drive_zip)
+    for url_path in wanted:
+        download.fetch_and_extract(
+            download.RemoteFile(url_path, None), base_dir, "kitti", dataset=f"KITTI raw drive {date} {drive}",
+            how_to_get=how, base_url=base_url, progressbar=progressbar, **fetch_options,
+        )  # fmt: skip
+    try:
+        return check_kitti_raw_layout(base_dir, date, drive)
+    except DatasetNotFoundError as err:
+        raise CorruptDatasetError(
+            base_dir / download.DOWNLOADS,
+            f"the zips were unpacked but {err.missing} is missing (not {date} drive {drive}'s zips?)",
+            fix=f"delete the zips there and check the base URL, or fetch them by hand: {how}",
+        ) from err
+
+
+def _drive_parts(drive_dir: Path) -> list[Path]:
+    """What the loader needs from the drive's sync zip."""
+    parts = [drive_dir / "image_00" / "data", drive_dir / "image_01" / "data"]
+    return parts + [drive_dir / "velodyne_points" / "data", drive_dir / "oxts" / "timestamps.txt"]
 
 
 def check_kitti_raw_layout(base_dir: str | Path, date: str, drive: str) -> Path:
@@ -40,10 +107,8 @@ def check_kitti_raw_layout(base_dir: str | Path, date: str, drive: str) -> Path:
     base_dir = Path(base_dir)
     calib_dir = base_dir / date
     drive_dir = calib_dir / f"{date}_drive_{drive}_sync"
-    how = _HOW_TO_GET.format(date=date, drive=drive, base_dir=base_dir)
-    needed = [base_dir, calib_dir] + [calib_dir / f for f in CALIB_FILES]
-    needed += [drive_dir / "image_00" / "data", drive_dir / "image_01" / "data"]
-    needed += [drive_dir / "velodyne_points" / "data", drive_dir / "oxts" / "timestamps.txt"]
+    how = _HOW_TO_GET.format(date=date, drive=drive, base_dir=base_dir) + _OR_DOWNLOAD
+    needed = [base_dir, calib_dir] + [calib_dir / f for f in CALIB_FILES] + _drive_parts(drive_dir)
     for path in needed:
         if not path.exists():
             raise DatasetNotFoundError(f"KITTI raw drive {date} {drive}", path, how)
@@ -127,6 +192,9 @@ class KittiRawStereo(Dataset):
         size: working (height, width); ``None`` keeps the native size.
         color: use the colour cameras 02/03 instead of the grey 00/01 the paper uses.
         cache: keep decoded items in memory (the paper's drive is 87 frames).
+        download: fetch and unzip the drive and its calibration first if they are missing
+            (:func:`download_kitti_raw`). A drive already in place is used without the network.
+        base_url: a mirror of KITTI's ``raw_data/`` folder for the download (or ``$DEEPMI_KITTI_URL``).
     """
 
     def __init__(
@@ -138,6 +206,8 @@ class KittiRawStereo(Dataset):
         size: tuple[int, int] | None = (192, 640),
         color: bool = False,
         cache: bool = True,
+        download: bool = False,
+        base_url: str | None = None,
     ) -> None:
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise ValueError(f"size={size}: give (height, width) in pixels, or None for the native size")
@@ -146,7 +216,12 @@ class KittiRawStereo(Dataset):
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.color = color
         self.cache = cache
-        drive_dir = check_kitti_raw_layout(self.base_dir, date, drive)
+        try:
+            drive_dir = check_kitti_raw_layout(self.base_dir, date, drive)
+        except DatasetNotFoundError:
+            if not download:
+                raise
+            drive_dir = download_kitti_raw(self.base_dir, date, drive, base_url=base_url)
         n_total = len(sorted((drive_dir / "image_00" / "data").glob("*.png")))
         if frames is not None:
             frames = [int(i) for i in frames]

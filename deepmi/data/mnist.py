@@ -8,7 +8,6 @@ well under a second); items are scaled to [0, 1] on access.
 from __future__ import annotations
 
 import gzip
-import os
 import zlib
 from pathlib import Path
 
@@ -23,27 +22,81 @@ LABELS_MAGIC = 0x00000801  # idx: unsigned byte, 1 dimension
 IMAGE_SIZE = 28
 N_CLASSES = 10
 
+# The files and their published MD5s (those of the original site, mirrored byte for byte).
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
 _HOW_TO_GET = """\
 Download the four files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
-t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (from https://yann.lecun.com/exdb/mnist/
-or a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/) and put them, gzipped or
-not, in <root>/MNIST/raw/ (torchvision's layout). The default root is $DEEPMI_DATA, else the
-project's data/ folder."""
+t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (from https://ossci-datasets.s3.amazonaws.com/mnist/
+or another mirror of https://yann.lecun.com/exdb/mnist/) and put them, gzipped or not, in
+{raw}/ (torchvision's layout)."""
+_OR_DOWNLOAD = """
+Or pass download=True (the dataset configs' download: true): pooch fetches them and checks their MD5s."""
+
+
+def _stems(train: bool) -> tuple[str, str]:
+    prefix = "train" if train else "t10k"
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
 def mnist_files(root: str | Path, train: bool) -> tuple[Path, Path]:
     """Paths of the (images, labels) idx files of one split; uncompressed files win over ``.gz``."""
     raw = Path(root) / "MNIST" / "raw"
-    prefix = "train" if train else "t10k"
     found = []
-    for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+    for stem in _stems(train):
         for name in (stem, stem + ".gz"):
             if (raw / name).is_file():
                 found.append(raw / name)
                 break
         else:
-            raise DatasetNotFoundError("MNIST", raw / (stem + "[.gz]"), _HOW_TO_GET)
+            how = _HOW_TO_GET.format(raw=raw) + _OR_DOWNLOAD
+            raise DatasetNotFoundError("MNIST", raw / (stem + "[.gz]"), how)
     return found[0], found[1]
+
+
+def download_mnist(
+    root: str | Path | None = None,
+    train: bool | None = None,
+    base_url: str | None = None,
+    progressbar: bool = True,
+    **fetch_options,
+) -> Path:
+    """Fetch the missing ``.gz`` files of one split (or both) into ``root/MNIST/raw``; returns ``root``.
+
+    Files already there (gzipped or not) are left alone. Each download is checked against its
+    published MD5 (see :mod:`deepmi.data.download` for mirrors, retries and ``$DEEPMI_MNIST_URL``).
+
+    Args:
+        root: the data root; ``None`` uses :func:`deepmi.data.download.default_data_root`.
+        train: ``True`` / ``False`` for one split, ``None`` for both.
+        base_url: a mirror to use instead of the standard ones.
+        fetch_options: ``retries``, ``timeout`` for :func:`deepmi.data.download.fetch`.
+
+    Raises:
+        DownloadError: no mirror could be reached; the message says what to fetch by hand.
+        CorruptDatasetError: a file never matched its published MD5.
+    """
+    from deepmi.data import download  # lazy: keeps `python -m deepmi.data.download` warning-free
+
+    root = Path(root) if root is not None else download.default_data_root()
+    raw = root / "MNIST" / "raw"
+    splits = (True, False) if train is None else (train,)
+    for stem in [s for split in splits for s in _stems(split)]:
+        if (raw / stem).is_file() or (raw / (stem + ".gz")).is_file():
+            continue
+        name = stem + ".gz"
+        remote = download.RemoteFile(name, f"md5:{MNIST_MD5[name]}")
+        how = _HOW_TO_GET.format(raw=raw)
+        download.fetch(
+            remote, raw, "mnist", dataset="MNIST", how_to_get=how, base_url=base_url, progressbar=progressbar,
+            **fetch_options,
+        )  # fmt: skip
+    return root
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -89,19 +142,39 @@ class MNIST(Dataset):
     """MNIST digits as ``(image, label)``: float32 in [0, 1], int64 label in 0..9.
 
     Args:
-        root: folder holding ``MNIST/raw/``; ``None`` uses :func:`default_mnist_root`.
+        root: folder holding ``MNIST/raw/``; ``None`` uses ``$DEEPMI_DATA``
+            (:func:`deepmi.data.download.default_data_root`; an error when it is not set).
         train: the 60k training split, else the 10k test split.
         flatten: images as (784,) vectors (the permutation-invariant setting of MIGE Sec. 5.3)
             instead of (1, 28, 28).
+        download: fetch the split's missing files first (pooch; MD5-checked), see
+            :func:`download_mnist`. Present files are used as they are, without the network.
+        base_url: a mirror for the download instead of the standard ones (or ``$DEEPMI_MNIST_URL``).
 
     Attributes:
         data: uint8 tensor (N, 28, 28); ``targets``: int64 tensor (N,).
     """
 
-    def __init__(self, root: str | Path | None = None, train: bool = True, flatten: bool = True) -> None:
-        self.root = Path(root) if root is not None else default_mnist_root()
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        train: bool = True,
+        flatten: bool = True,
+        download: bool = False,
+        base_url: str | None = None,
+    ) -> None:
+        if root is None:
+            from deepmi.data.download import default_data_root
+
+            root = default_data_root()
+        self.root = Path(root)
         self.train = train
         self.flatten = flatten
+        if download:
+            try:
+                mnist_files(self.root, train)
+            except DatasetNotFoundError:
+                download_mnist(self.root, train=train, base_url=base_url)
         images_path, labels_path = mnist_files(self.root, train)
         images = read_idx(images_path, IMAGES_MAGIC, (IMAGE_SIZE, IMAGE_SIZE))
         labels = read_idx(labels_path, LABELS_MAGIC, ())
@@ -128,28 +201,3 @@ class MNIST(Dataset):
         images = self.data.float().div_(255.0)
         images = images.reshape(len(self), -1) if self.flatten else images.unsqueeze(1)
         return images, self.targets
-
-
-def _has_mnist(root: Path) -> bool:
-    try:
-        mnist_files(root, train=True)
-        mnist_files(root, train=False)
-    except DatasetNotFoundError:
-        return False
-    return True
-
-
-def default_mnist_root() -> Path:
-    """The first of ``$DEEPMI_DATA``, ``<repo>/data``, ``<repo>/../shared/data`` that holds MNIST.
-
-    ``<repo>`` is the folder above the ``deepmi`` package (an editable install's checkout).
-    """
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [repo / "data", repo.parent / "shared" / "data"]
-    if os.environ.get("DEEPMI_DATA"):
-        candidates.insert(0, Path(os.environ["DEEPMI_DATA"]))
-    for root in candidates:
-        if _has_mnist(root):
-            return root
-    looked = ", ".join(str(c / "MNIST" / "raw") for c in candidates)
-    raise DatasetNotFoundError("MNIST", looked, _HOW_TO_GET)

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import operator
+import warnings
 
 import torch
 from torch import Tensor
 
 
-def check_bins(bins: int) -> int:
-    """Return ``bins`` as an int, or raise if fewer than two (one bin carries no information)."""
-    if isinstance(bins, bool) or not isinstance(bins, int):
-        raise ValueError(f"bins must be an int >= 2, got {bins!r}; pass e.g. bins=25")
-    if bins < 2:
+def check_bins(bins: object) -> int:
+    """Return ``bins`` as an int, or raise unless it is an integer >= 2 (one bin carries no information).
+
+    Python ints, numpy integer scalars and 0-dim integer torch tensors are accepted; bools and
+    floats (even 25.0) are not.
+    """
+    is_bool = isinstance(bins, bool) or (isinstance(bins, Tensor) and bins.dtype == torch.bool)
+    try:
+        n = None if is_bool else operator.index(bins)  # int, np.int64, torch.tensor(25)
+    except TypeError:
+        n = None
+    if n is None:
         raise ValueError(
-            f"bins must be >= 2, got {bins}; the paper uses N between 3 and 255 (N <= 25 suffices)"
+            f"bins must be an integer >= 2, got {bins!r} of type {type(bins).__name__}; pass e.g. bins=25"
         )
-    return bins
+    if n < 2:
+        raise ValueError(f"bins must be >= 2, got {n}; the paper uses N between 3 and 255 (N <= 25 suffices)")
+    return n
 
 
 def check_range(value_range: tuple[float, float]) -> tuple[float, float]:
@@ -30,22 +42,63 @@ def check_range(value_range: tuple[float, float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _all_finite(t: Tensor) -> bool:
-    # One cheap reduction decides in the common case: a finite sum proves every element finite.
-    # Only when it is not (a NaN/inf, or a float overflow of huge finite values) do we pay the exact test.
-    s = t.detach().sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)
-    if bool(torch.isfinite(s)):
-        return True
-    return bool(torch.isfinite(t).all())
+# The out-of-range check looks at about this many evenly strided values per input (a view, not a pass).
+RANGE_SAMPLE = 4096
+# ... and warns when more than this share of them lies outside value_range.
+RANGE_WARN_SHARE = 0.5
+_warned_ranges: set[tuple[float, float]] = set()
+
+
+def _sample(t: Tensor) -> Tensor:
+    flat = t.detach().reshape(-1)
+    return flat[:: max(1, flat.numel() // RANGE_SAMPLE)]
+
+
+def _cheap_stats(
+    tensors: tuple[Tensor, ...], check_finite: bool, value_range: tuple[float, float] | None
+) -> list[float]:
+    """Per input: its float sum (if ``check_finite``) and the out-of-range share of a strided sample
+    (if ``value_range``), all read back in one host sync."""
+    parts = []
+    for t in tensors:
+        t = t.detach()
+        if check_finite:
+            parts.append(t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32).float())
+        if value_range is not None:
+            s = _sample(t)
+            parts.append(((s < value_range[0]) | (s > value_range[1])).float().mean())
+    return torch.stack(parts).tolist()
+
+
+def _warn_out_of_range(name: str, t: Tensor, share: float, value_range: tuple[float, float]) -> None:
+    if value_range in _warned_ranges:
+        return
+    _warned_ranges.add(value_range)
+    s = _sample(t).float()
+    lo, hi = value_range
+    warnings.warn(
+        f"{share:.0%} of {name}'s values (a strided sample, min {s.min().item():g}, max "
+        f"{s.max().item():g}) lie outside value_range=({lo:g}, {hi:g}). They are clamped to the range "
+        "ends, so the histogram loss sees a flat image and passes them no gradient. Pass a value_range "
+        "that covers the data, e.g. value_range=(0, 255) for 8-bit images. (Shown once per value_range.)",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def check_pair(
-    pred: Tensor, target: Tensor, *, min_dim: int = 1, check_finite: bool = True
+    pred: Tensor,
+    target: Tensor,
+    *,
+    min_dim: int = 1,
+    check_finite: bool = True,
+    value_range: tuple[float, float] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Validate a (pred, target) pair of shape ``(B, ...)`` and return them in one floating dtype.
 
     Low-precision inputs (float16/bfloat16) are promoted to float32: histograms of a few hundred
-    thousand fuzzy counts are meaningless at 8-11 mantissa bits.
+    thousand fuzzy counts are meaningless at 8-11 mantissa bits. With ``value_range``, warns (once
+    per range) when most of a strided sample of either input lies outside it.
     """
     for name, t in (("pred", pred), ("target", target)):
         if not isinstance(t, Tensor):
@@ -62,10 +115,27 @@ def check_pair(
         raise ValueError(
             f"expected a non-empty batch (B, ...) with at least {min_dim} dims, got {tuple(pred.shape)}"
         )
-    # Skip the data-dependent test while torch.compile traces the caller: it would break the graph.
-    if check_finite and not torch.compiler.is_compiling():
+    # Skip the data-dependent tests while torch.compile traces the caller: they would break the graph.
+    if (check_finite or value_range is not None) and not torch.compiler.is_compiling():
+        stats = iter(_cheap_stats((pred, target), check_finite, value_range))
         for name, t in (("pred", pred), ("target", target)):
-            if not _all_finite(t):
+            # a finite sum proves every element finite; only when it is not (a NaN/inf, or a float
+            # overflow of huge finite values) do we pay the exact test
+            if check_finite and not math.isfinite(next(stats)) and not bool(torch.isfinite(t).all()):
                 raise ValueError(f"{name} contains NaN or inf values; check the network output / the data")
+            if value_range is not None and (share := next(stats)) > RANGE_WARN_SHARE:
+                _warn_out_of_range(name, t, share, value_range)
     dtype = torch.promote_types(torch.promote_types(pred.dtype, target.dtype), torch.float32)
     return pred.to(dtype), target.to(dtype)
+
+
+def autocast_off(t: Tensor) -> contextlib.AbstractContextManager:
+    """A region where autocast is disabled on ``t``'s device, so matmuls run in ``t``'s dtype.
+
+    The histograms are computed in float32 or float64 (see :func:`check_pair`); under
+    ``torch.autocast`` a bf16 ``bmm`` would otherwise lose ~1 % of the mutual information.
+    """
+    available = getattr(torch.amp, "is_autocast_available", lambda d: d in ("cpu", "cuda"))
+    if available(t.device.type):
+        return torch.autocast(t.device.type, enabled=False)
+    return contextlib.nullcontext()

@@ -14,16 +14,9 @@ from torch import Tensor
 from ._checks import check_bins, check_pair, check_range
 from ._compile import MaybeCompiled
 from ._kernels import PixelKernel, chunked_sum
-from .binning import bin_coords, bin_scale, in_range, split_cells
+from .binning import bin_coords, bin_scale, centre_cells, in_range, split_cells
 
 MAX_JOINT_BINS = 4096
-
-
-def _cells(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Flat index ``x0 * N + y0`` of each pixel pair's cell, and the upper memberships ``fx, fy``."""
-    x0, fx = split_cells(bin_coords(x, bins, lo, hi), bins)
-    y0, fy = split_cells(bin_coords(y, bins, lo, hi), bins)
-    return x0.mul_(bins).add_(y0).long(), fx, fy
 
 
 def _cell_weights(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tuple[Tensor, ...]:
@@ -57,35 +50,70 @@ def _joint_counts(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile
     return h
 
 
-def corner_tables(grad_h: Tensor, bins: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-cell tables ``(B, N*N)`` of G's corner differences, indexed like the forward's cells.
+def corner_tables(grad_h: Tensor, bins: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-cell slope tables ``(B, 2 N^2)`` of G = dL/dp_xy: ``(tx, txy_x)`` for x, ``(ty, txy_y)`` for y.
 
     A pixel in cell (a, b) with upper memberships (fx, fy) adds the bilinear weights
     (1-fx)(1-fy), (1-fx)fy, fx(1-fy), fx fy to G's corners g00, g01, g10, g11, so
     d/dfx = (g10 - g00) + fy (g11 - g10 - g01 + g00) and d/dfy = (g01 - g00) + fx (same).
+    Entry ``a N + b`` holds these slopes of cell (a, b) (0 for the cells a or b = N-1 beyond the
+    range); entry ``N^2 + a N + b`` their mean with the cell below along the moving input's axis,
+    (a-1, b) for x and (a, b-1) for y (0 below 0): the mean convention for a value exactly on
+    centre a (for y: b), see binning.py.
     """
     g = grad_h.reshape(-1, bins, bins)
     g00, g01, g10, g11 = g[:, :-1, :-1], g[:, :-1, 1:], g[:, 1:, :-1], g[:, 1:, 1:]
+    dxy = g11 - g10 - g01 + g00
 
-    def table(t: Tensor) -> Tensor:  # cell (a, b) at flat index a * N + b (last row/column unused)
-        return F.pad(t, (0, 1, 0, 1)).reshape(-1, bins * bins).contiguous()
+    def along_x(t: Tensor) -> Tensor:  # rows -1..N-1, columns 0..N-1, zero outside the cells
+        t = F.pad(t, (0, 1, 1, 1))
+        return torch.cat([t[:, 1:], (t[:, 1:] + t[:, :-1]) / 2], 1).reshape(-1, 2 * bins * bins)
 
-    return table(g10 - g00), table(g01 - g00), table(g11 - g10 - g01 + g00)
+    def along_y(t: Tensor) -> Tensor:  # rows 0..N-1, columns -1..N-1
+        t = F.pad(t, (1, 1, 0, 1))
+        return torch.cat([t[:, :, 1:], (t[:, :, 1:] + t[:, :, :-1]) / 2], 1).reshape(-1, 2 * bins * bins)
+
+    return along_x(g10 - g00), along_x(dxy), along_y(g01 - g00), along_y(dxy)
+
+
+def _table_index(a: Tensor, b: Tensor, on: Tensor, bins: int) -> Tensor:
+    """Index ``on N^2 + a N + b`` (int64) into a :func:`corner_tables` table; overwrites ``on``.
+
+    float32 holds integers exactly below 2^24: up to N = 2896 (2 N^2 <= 2^24) the index is formed in
+    float and converted once (float -> int64 conversions are slow on CPU); beyond, the offset N^2 is
+    added in int64.
+    """
+    if 2 * bins * bins <= 1 << 24:
+        return on.mul_(bins * bins).add_(a, alpha=bins).add_(b).long()
+    return (a * bins + b).long().add_(on.mul_(bins * bins).long())
 
 
 def _joint_counts_grad(
-    x: Tensor, y: Tensor, tx: Tensor, ty: Tensor, txy: Tensor, bins: int, lo: float, hi: float
+    x: Tensor,
+    y: Tensor,
+    tx: Tensor,
+    txy_x: Tensor,
+    ty: Tensor,
+    txy_y: Tensor,
+    bins: int,
+    lo: float,
+    hi: float,
 ) -> tuple[Tensor, Tensor]:
     """Gradient of ``sum(G * counts)`` w.r.t. the flattened inputs, from G's :func:`corner_tables`.
 
-    Three small gathers per pixel replace any per-pixel N-vector. The tables are built outside
-    this kernel so that, compiled, it reads them as plain buffers.
+    Two small gathers per pixel and input replace any per-pixel N-vector: the moving input's cell
+    (or, exactly on a centre, the table of means with the cell below), the other input's forward
+    cell and membership. The tables are built outside this kernel so that, compiled, it reads them
+    as plain buffers.
     """
-    k, fx, fy = _cells(x, y, bins, lo, hi)
-    cxy = txy.gather(1, k)
+    xb, yb = bin_coords(x, bins, lo, hi), bin_coords(y, bins, lo, hi)
+    (cx, on_x), (cy, on_y) = centre_cells(xb), centre_cells(yb)
+    x0, y0 = cx.clamp(max=bins - 2), cy.clamp(max=bins - 2)  # the forward's cells
+    kx, ky = _table_index(cx, y0, on_x, bins), _table_index(x0, cy, on_y, bins)
+    fx, fy = xb.sub_(x0), yb.sub_(y0)  # the forward's upper memberships
     scale = bin_scale(bins, lo, hi)
-    grad_x = tx.gather(1, k).addcmul_(fy, cxy).mul_(in_range(x, lo, hi).mul_(scale))
-    grad_y = ty.gather(1, k).addcmul_(fx, cxy).mul_(in_range(y, lo, hi).mul_(scale))
+    grad_x = tx.gather(1, kx).addcmul_(fy, txy_x.gather(1, kx)).mul_(in_range(x, lo, hi).mul_(scale))
+    grad_y = ty.gather(1, ky).addcmul_(fx, txy_y.gather(1, ky)).mul_(in_range(y, lo, hi).mul_(scale))
     return grad_x, grad_y
 
 
@@ -118,20 +146,42 @@ class _FuzzyJointCounts(torch.autograd.Function):
 def fuzzy_joint_pdf(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False) -> Tensor:
     """Fuzzy joint pdf ``(B, N, N)`` of already validated ``(B, ...)`` inputs (one pass over the pixels)."""
     if bins > MAX_JOINT_BINS:
-        # cell indices are formed in float (exact below 2^24 = 4096^2); an N x N table beyond that
-        # would be 64 MB per sample anyway
+        # cell indices are formed in float (exact below 2^24 = 4096^2; see _table_index); an N x N
+        # table beyond that would be 64 MB per sample anyway
         raise ValueError(f"the joint histogram supports bins <= {MAX_JOINT_BINS}, got {bins}")
     x2, y2 = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
     return _FuzzyJointCounts.apply(x2, y2, bins, lo, hi, compile) / x2.shape[1]
 
 
+class _FuzzyMarginalCounts(torch.autograd.Function):
+    """Fuzzy marginal histogram ``(B, N)`` (Eq. 15) with a backward in the mean convention (binning.py)."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, bins: int, lo: float, hi: float) -> Tensor:
+        ctx.save_for_backward(v)
+        ctx.args = (bins, lo, hi)
+        v0, f = split_cells(bin_coords(v, bins, lo, hi), bins)
+        k = v0.long()
+        return v.new_zeros(v.shape[0], bins).scatter_add_(1, k, 1 - f).scatter_add_(1, k + 1, f)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: Tensor):
+        (v,) = ctx.saved_tensors
+        bins, lo, hi = ctx.args
+        # moving inside cell [c, c + 1] shifts mass from bin c to c + 1: slope G[c + 1] - G[c];
+        # entries N + c: the mean with the cell below, for values exactly on centre c
+        s = F.pad(grad_h.diff(dim=1), (1, 1))  # cells -1..N-1, zero beyond the range
+        table = torch.cat([s[:, 1:], (s[:, 1:] + s[:, :-1]) / 2], 1)
+        c, on = centre_cells(bin_coords(v, bins, lo, hi))
+        grad = table.gather(1, on.mul_(bins).add_(c).long())
+        return grad.mul_(in_range(v, lo, hi).mul_(bin_scale(bins, lo, hi))), None, None, None
+
+
 def fuzzy_marginal_pdf(v: Tensor, bins: int, lo: float, hi: float) -> Tensor:
     """Fuzzy marginal pdf ``(B, N)`` (Eq. 15): memberships 1 - m_1 at v_0 and m_1 at v_0 + 1, normalised."""
-    v0, f = split_cells(bin_coords(v, bins, lo, hi), bins)
-    k = v0.long()
-    h = v.new_zeros(v.shape[0], bins)
-    h = h.scatter_add(1, k, 1 - f).scatter_add(1, k + 1, f)
-    return h / f.shape[1]
+    v2 = v.reshape(v.shape[0], -1)
+    return _FuzzyMarginalCounts.apply(v2, bins, lo, hi) / v2.shape[1]
 
 
 def fuzzy_pdfs(
@@ -146,7 +196,7 @@ def fuzzy_pdfs(
     """
     bins = check_bins(bins)
     lo, hi = check_range(value_range)
-    x, y = check_pair(x, y)
+    x, y = check_pair(x, y, value_range=(lo, hi))
     return (
         fuzzy_marginal_pdf(x, bins, lo, hi),
         fuzzy_marginal_pdf(y, bins, lo, hi),

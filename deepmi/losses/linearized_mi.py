@@ -1,4 +1,4 @@
-"""Linearised mutual information L_LMI (DeepMI Sec. 4.2, Eq. 13), two ways that agree exactly.
+"""Linearised mutual information L_LMI (DeepMI Sec. 4.2, Eq. 13), three ways that agree exactly.
 
 ``histogram``: Eq. 13 as written on the fuzzy pdfs,
     L = 1/3 ( sum_{i != j} p_xy^ij + sum_i |p_xy^ii - p_x^i| + sum_i |p_xy^ii - p_y^i| ).
@@ -7,6 +7,9 @@
 row/column sums are exactly the fuzzy marginals. Then p_xy^ii <= p_x^i, p_y^i and each of the three
 terms equals 1 - trace(p_xy), i.e. L = 1 - trace(p_xy). The trace is the pixel mean of
 sum_i m_x(i) m_y(i), an elementwise quantity: one pass over the pixels, no histogram at all.
+
+``reference``: Eq. 13 on pdfs built from ``(B, P, N)`` memberships with plain autograd
+(:mod:`deepmi.losses.reference`), the yardstick the other two are tested against.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_bins, check_pair, check_range
+from ._checks import autocast_off, check_bins, check_pair, check_range
 from ._kernels import PixelKernel
-from .binning import bin_coords, bin_scale, hat, hat_slope, in_range, split_cells
+from .binning import bin_coords, bin_scale, centre_cells, hat, in_range, split_cells
 from .fuzzy import fuzzy_joint_pdf, fuzzy_marginal_pdf
+from .reference import reference_lmi
 
-METHODS = ("closed_form", "histogram")
+METHODS = ("closed_form", "histogram", "reference")
 
 
 def _overlap(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tuple[Tensor, Tensor]:
@@ -36,17 +40,29 @@ def _trace_sum(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> Tensor:
     return h0.lerp_(hat(t.sub_(1)), fy).sum(1)
 
 
+def _mean_slope(v: Tensor, vb: Tensor, wb: Tensor, bins: int, lo: float, hi: float) -> Tensor:
+    """d/dv of sum_i m_v(i) m_w(i), with m_w(i) = hat(w_b - i), in the mean convention (binning.py).
+
+    Inside the cell [c, c + 1], moving v shifts its membership from bin c to c + 1: the slope is
+    m_w(c + 1) - m_w(c). Exactly on centre c it is the mean of that and m_w(c) - m_w(c - 1), the
+    slope of the cell below; a cell beyond the range ends has slope 0.
+    """
+    c, on = centre_cells(vb)
+    t = wb - c
+    up, mid, down = hat(t - 1), hat(t), hat(t + 1)  # m_w(c + 1), m_w(c), m_w(c - 1)
+    right = (up - mid).mul_((bins - 1 - c).clamp_(max=1))  # 0 in the "cell" above centre N - 1
+    left = (mid - down).mul_(c.clamp(max=1))  # 0 in the "cell" below centre 0
+    slope = right.lerp_(left, on.mul_(0.5))  # (right + left) / 2 on a centre, else right
+    return slope.mul_(in_range(v, lo, hi).mul_(bin_scale(bins, lo, hi)))
+
+
 def _trace_sum_grad(
     x: Tensor, y: Tensor, grad: Tensor, bins: int, lo: float, hi: float
 ) -> tuple[Tensor, Tensor]:
-    """Gradient of ``sum_b grad[b] * _trace_sum[b]`` w.r.t. the flattened inputs."""
-    t, fy = _overlap(x, y, bins, lo, hi)
-    scale = grad.reshape(-1, 1) * bin_scale(bins, lo, hi)
-    t1 = t - 1
-    # y0 is piecewise constant, so y moves the sum only through fy (t holds still).
-    grad_y = (hat(t1) - hat(t)).mul_(in_range(y, lo, hi).mul_(scale))
-    grad_x = hat_slope(t).lerp_(hat_slope(t1), fy).mul_(in_range(x, lo, hi).mul_(scale))
-    return grad_x, grad_y
+    """Gradient of ``sum_b grad[b] * _trace_sum[b]`` w.r.t. the flattened inputs (symmetric in x, y)."""
+    xb, yb = bin_coords(x, bins, lo, hi), bin_coords(y, bins, lo, hi)
+    g = grad.reshape(-1, 1)
+    return _mean_slope(x, xb, yb, bins, lo, hi).mul_(g), _mean_slope(y, yb, xb, bins, lo, hi).mul_(g)
 
 
 _trace_sum_k = PixelKernel(_trace_sum, reduce=True)
@@ -77,11 +93,21 @@ def lmi_closed_form(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compi
     return 1 - _FuzzyTraceSum.apply(x2, y2, bins, lo, hi, compile) / x2.shape[1]
 
 
+def _abs_of_nonpositive(d: Tensor) -> Tensor:
+    """``|d|`` for a ``d`` that is never positive (up to rounding), with gradient -1 at ``d = 0``.
+
+    ``abs`` has gradient 0 at 0, but ``d = P_ii - p_x^i <= 0`` everywhere, so there ``|d| = -d`` on
+    both sides of the kink and its true slope is that of ``-d``.
+    """
+    return torch.where(d > 0, d, -d)
+
+
 def lmi_from_pdfs(p_x: Tensor, p_y: Tensor, p_xy: Tensor) -> Tensor:
     """Eq. 13 as written, from pdfs ``(B, N)``, ``(B, N)``, ``(B, N, N)``; returns ``(B,)``."""
     diag = torch.diagonal(p_xy, dim1=-2, dim2=-1)
     off_diag = p_xy.sum((-2, -1)) - diag.sum(-1)
-    return (off_diag + (diag - p_x).abs().sum(-1) + (diag - p_y).abs().sum(-1)) / 3
+    terms = _abs_of_nonpositive(diag - p_x).sum(-1) + _abs_of_nonpositive(diag - p_y).sum(-1)
+    return (off_diag + terms) / 3
 
 
 def lmi(
@@ -96,16 +122,23 @@ def lmi(
     """Per-sample L_LMI (Eq. 13) of paired inputs ``(B, ...)``, shape ``(B,)``, in ``[0, 1]``.
 
     ``method="closed_form"`` (default) evaluates ``1 - trace(p_xy)`` in one elementwise pass;
-    ``method="histogram"`` builds the fuzzy pdfs and evaluates Eq. 13 term by term. Both give the
-    same numbers (float rounding aside). ``compile=True`` runs the closed form's forward and
-    backward kernels through ``torch.compile`` (falls back to eager with a warning if unavailable).
+    ``method="histogram"`` builds the fuzzy pdfs (Eq. 14-16) and evaluates Eq. 13 term by term;
+    ``method="reference"`` does the same with ``(B, P, N)`` memberships and plain autograd
+    (:mod:`deepmi.losses.reference`; slow, for reading). All give the same values (float rounding
+    aside) and the same gradients, with the mean of the one-sided derivatives at the kinks (bin
+    centres, range ends; see :mod:`deepmi.losses.binning`). ``compile=True`` runs the closed form's
+    forward and backward kernels through ``torch.compile`` (falls back to eager with a warning if
+    unavailable). Values outside ``value_range`` are clamped; a warning says so when most are.
     """
     bins = check_bins(bins)
     lo, hi = check_range(value_range)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
-    x, y = check_pair(x, y)
-    if method == "closed_form":
-        return lmi_closed_form(x, y, bins, lo, hi, compile=compile)
-    p_xy = fuzzy_joint_pdf(x, y, bins, lo, hi, compile=compile)
-    return lmi_from_pdfs(fuzzy_marginal_pdf(x, bins, lo, hi), fuzzy_marginal_pdf(y, bins, lo, hi), p_xy)
+    x, y = check_pair(x, y, value_range=(lo, hi))
+    with autocast_off(x):
+        if method == "closed_form":
+            return lmi_closed_form(x, y, bins, lo, hi, compile=compile)
+        if method == "reference":
+            return reference_lmi(x, y, bins, lo, hi)
+        p_xy = fuzzy_joint_pdf(x, y, bins, lo, hi, compile=compile)
+        return lmi_from_pdfs(fuzzy_marginal_pdf(x, bins, lo, hi), fuzzy_marginal_pdf(y, bins, lo, hi), p_xy)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_bins, check_pair, check_range
+from ._checks import autocast_off, check_bins, check_pair, check_range
 from ._kernels import chunked_map, chunked_sum
-from .binning import bin_coords, bin_scale, in_range
+from .binning import bin_coords, bin_scale, clamp_gate
 from .fuzzy import fuzzy_joint_pdf
+from .reference import reference_mi
 
 KERNELS = ("linear", "gaussian")
+METHODS = ("fast", "reference")
 
 
 def plogp(p: Tensor) -> Tensor:
@@ -79,7 +81,7 @@ def _gaussian_counts_grad(
     for v, d, w, dw in ((x, dx, wx, dwx), (y, dy, wy, dwy)):
         dz = dw.sub_((dw * w).sum(-1, keepdim=True)).mul_(w)
         dvb = (dz * d).sum(-1).mul_(-1 / sigma_ratio**2)
-        out.append(dvb.mul_(in_range(v, lo, hi).mul_(scale)))
+        out.append(dvb.mul_(clamp_gate(v, lo, hi).mul_(scale)))
     return out[0], out[1]
 
 
@@ -110,8 +112,11 @@ class _GaussianJointCounts(torch.autograd.Function):
     def backward(ctx, grad_h: Tensor):
         x, y = ctx.saved_tensors
         bins, lo, hi, sigma_ratio = ctx.args
-        args = (grad_h.contiguous(), bins, lo, hi, sigma_ratio)
-        grad_x, grad_y = chunked_map(_gaussian_counts_grad, x, y, *args, per_column=_parzen_per_column(bins))
+        args = (grad_h.to(x.dtype).contiguous(), bins, lo, hi, sigma_ratio)
+        with autocast_off(x):  # backward() may be called inside an autocast region
+            grad_x, grad_y = chunked_map(
+                _gaussian_counts_grad, x, y, *args, per_column=_parzen_per_column(bins)
+            )
         return grad_x, grad_y, None, None, None, None
 
 
@@ -130,23 +135,35 @@ def mutual_information(
     sigma_ratio: float = 0.5,
     *,
     compile: bool = False,
+    method: str = "fast",
 ) -> Tensor:
     """Per-sample mutual information in nats, ``(B,)``, of paired inputs ``(B, ...)`` (Eq. 1-3).
 
-    ``kernel="linear"`` uses the paper's fuzzy histograms; ``kernel="gaussian"`` a Parzen window
-    with ``sigma = sigma_ratio * bin spacing`` (matches MONAI's GlobalMutualInformationLoss up to
-    its 1e-7 smoothing constants). ``compile=True`` compiles the linear kernel's histogram and
-    gradient kernels (falls back to eager with a warning if unavailable).
+    ``kernel="linear"`` uses the paper's fuzzy histograms (Eq. 14-16); ``kernel="gaussian"`` a Parzen
+    window with ``sigma = sigma_ratio * bin spacing`` (matches MONAI's GlobalMutualInformationLoss up
+    to its 1e-7 smoothing constants). ``method="fast"`` (default) builds the joint histogram in one
+    pass with a hand-written backward; ``method="reference"`` from ``(B, P, N)`` memberships with
+    plain autograd (:mod:`deepmi.losses.reference`; slow, for reading). Both give the same values
+    and gradients, with the mean of the one-sided derivatives at kinks (bin centres, range ends; see
+    :mod:`deepmi.losses.binning`). ``compile=True`` compiles the linear kernel's histogram and
+    gradient kernels (falls back to eager with a warning if unavailable). Computed in float32 or
+    float64 even under ``torch.autocast``. Values outside ``value_range`` are clamped; a warning
+    says so when most are.
     """
     bins = check_bins(bins)
     lo, hi = check_range(value_range)
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if not sigma_ratio > 0:
         raise ValueError(f"sigma_ratio must be > 0, got {sigma_ratio}")
-    x, y = check_pair(x, y)
-    if kernel == "linear":
-        p_xy = fuzzy_joint_pdf(x, y, bins, lo, hi, compile=compile)
-    else:
-        p_xy = gaussian_joint_pdf(x, y, bins, lo, hi, float(sigma_ratio))
-    return mi_from_joint(p_xy)
+    x, y = check_pair(x, y, value_range=(lo, hi))
+    with autocast_off(x):
+        if method == "reference":
+            return reference_mi(x, y, bins, lo, hi, kernel, float(sigma_ratio))
+        if kernel == "linear":
+            p_xy = fuzzy_joint_pdf(x, y, bins, lo, hi, compile=compile)
+        else:
+            p_xy = gaussian_joint_pdf(x, y, bins, lo, hi, float(sigma_ratio))
+        return mi_from_joint(p_xy)

@@ -4,6 +4,11 @@ The network sees the source and target images stacked as channels and regresses 
 degrees of freedom of the rigid motion between them: a horizontal shift ``tx`` (pixels) and an
 in-plane rotation ``theta`` (degrees). A spatial transformer (``deepmi.models.warp``) then warps
 the source with these parameters, and the loss compares the warped source with the target.
+
+The head's three choices (pooling, last-layer init, output parameterisation) were decided by an
+ablation at the paper's own optimizer (``scripts/ablate_exp1_head.py``, RESULTS.md "Exp1 head
+ablation"): a head that keeps the spatial layout and starts from PyTorch's default init learns
+with every loss; the earlier global-average-pooled head with a 1e-4 last layer did not learn at all.
 """
 
 from __future__ import annotations
@@ -13,43 +18,52 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deepmi.models.blocks import ConvNormReLU, check_image_batch, check_positive, check_widths
+from deepmi.models.blocks import (
+    ConvNormReLU,
+    check_choice,
+    check_image_batch,
+    check_positive,
+    check_widths,
+)
 
-# Std of the last layer's weights: small enough that the initial prediction is a near-identity
-# warp (|tx| << 1 px), but not zero, so gradients reach the whole network from the first step.
-_LAST_LAYER_STD = 1e-4
+HEAD_INITS = ("default", "scaled", "small", "zero")
+OUTPUTS = ("tanh", "linear")
+# "scaled": PyTorch's default init times this factor (a near-identity start that still passes
+# gradient to the features); "small": N(0, _SMALL_STD^2) weights (the head this project used first).
+_SCALED_FACTOR = 0.1
+_SMALL_STD = 1e-4
 
 
 class STNRegressor(nn.Module):
     """Regress ``(tx, theta)`` from the concatenated ``(I_s, I_t)``.
 
     Architecture (3x3 filters, five stages of ``widths`` as in DeepMI Sec. 5): each stage is a
-    stride-2 3x3 ``conv-BN-ReLU`` followed by a stride-1 3x3 ``conv-BN-ReLU``. Downsampling with
-    the first convolution of every stage (rather than max-pooling after two full-resolution
-    convolutions, as in the U-Net encoder) keeps a batch of 8 at 192x640 at ~0.2 s
-    forward+backward on 2 CPU threads instead of ~3 s; a regressor needs no full-resolution
-    features. Then global average pooling (or adaptive average pooling to ``pool_size``), a
-    hidden fully connected layer with ReLU, and a linear layer to two outputs, bounded by
+    stride-2 3x3 ``conv-BN-ReLU`` followed by a stride-1 3x3 ``conv-BN-ReLU`` (192x640 -> 6x20).
+    Then adaptive average pooling to ``pool_size`` (``(3, 10)`` keeps a coarse map of where the
+    bar is; ``1`` is global average pooling, which discards position and hence ``tx``), flatten,
+    a hidden fully connected layer with ReLU and a linear layer to two raw outputs ``(a, b)``,
+    mapped to the motion by ``output``:
 
-        tx = tx_range * tanh(a),   theta = theta_range * tanh(b)
+    * ``"tanh"``:   ``tx = tx_range * tanh(a)``, ``theta = theta_range * tanh(b)`` (bounded to the
+      data's ranges, so the warp never sees absurd parameters);
+    * ``"linear"``: ``tx = tx_range * a``, ``theta = theta_range * b`` (unbounded, in units of the
+      ranges, as Jaderberg et al.'s STN regresses normalised affine parameters).
 
-    so predictions stay inside the data's ranges (Exp1: tx in [-100, 100] px, theta in
-    [-40, 40] degrees) and the warp never sees absurd parameters. The last layer has zero bias
-    and tiny random weights, so the network starts near the identity warp.
-
-    Global pooling discards absolute position. That is fine when the rotation centre is fixed
-    relative to the bar (e.g. the bar is centred in ``I_s`` and the warp rotates about the image
-    centre); otherwise set ``pool_size`` to a small grid such as ``(3, 5)`` to keep coarse
-    position.
+    ``head_init`` sets the last layer's weights (its bias is always zero, so the mean prediction
+    starts at the identity warp): ``"default"`` PyTorch's init, ``"scaled"`` that times 0.1,
+    ``"small"`` N(0, 1e-4^2), ``"zero"`` zeros (the STN paper's recipe; the features then get no
+    gradient on the first step).
 
     Args:
         in_channels: channels of the stacked input (2 for grayscale ``I_s`` and ``I_t``).
         widths: filters per stage; the paper uses (16, 32, 64, 128, 256).
-        tx_range: bound on ``|tx|`` in pixels.
-        theta_range: bound on ``|theta|`` in degrees.
+        tx_range: scale (and, for ``"tanh"``, bound) of ``tx`` in pixels.
+        theta_range: scale (and bound) of ``theta`` in degrees.
         hidden_dim: units of the hidden fully connected layer.
-        pool_size: output size of the adaptive average pooling (1 = global pooling).
+        pool_size: output grid of the adaptive average pooling (int or (rows, cols)).
         norm: ``"batch"`` or ``"none"``.
+        head_init: one of ``"default"``, ``"scaled"``, ``"small"``, ``"zero"``.
+        output: ``"tanh"`` or ``"linear"``.
     """
 
     def __init__(
@@ -59,20 +73,19 @@ class STNRegressor(nn.Module):
         tx_range: float = 100.0,
         theta_range: float = 40.0,
         hidden_dim: int = 128,
-        pool_size: int | Sequence[int] = 1,
+        pool_size: int | Sequence[int] = (3, 10),
         norm: str = "batch",
+        head_init: str = "default",
+        output: str = "tanh",
     ) -> None:
         super().__init__()
         widths = check_widths(widths)
         self.in_channels = int(in_channels)
         self.tx_range = check_positive(tx_range, "tx_range")
         self.theta_range = check_positive(theta_range, "theta_range")
-        if isinstance(pool_size, int | float):
-            pool = (int(pool_size),) * 2
-        else:
-            pool = tuple(int(p) for p in pool_size)
-        if len(pool) != 2 or min(pool) < 1:
-            raise ValueError(f"pool_size must be an int >= 1 or a pair of them, got {pool_size!r}")
+        self.head_init = check_choice(head_init, "head_init", HEAD_INITS)
+        self.output = check_choice(output, "output", OUTPUTS)
+        pool = _pool_grid(pool_size)
 
         layers: list[nn.Module] = []
         prev = self.in_channels
@@ -87,13 +100,33 @@ class STNRegressor(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(int(hidden_dim), 2),
         )
-        last = self.head[-1]
-        nn.init.normal_(last.weight, std=_LAST_LAYER_STD)
-        nn.init.zeros_(last.bias)
+        _init_last_layer(self.head[-1], self.head_init)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map (B, in_channels, H, W) to ``(tx, theta)``, two (B,) tensors in px and degrees."""
         check_image_batch(x, self.in_channels, "STNRegressor input")
         raw = self.head(self.pool(self.features(x)))
-        bounded = torch.tanh(raw)
-        return self.tx_range * bounded[:, 0], self.theta_range * bounded[:, 1]
+        if self.output == "tanh":
+            raw = torch.tanh(raw)
+        return self.tx_range * raw[:, 0], self.theta_range * raw[:, 1]
+
+
+def _pool_grid(pool_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(pool_size, int | float):
+        pool = (int(pool_size),) * 2
+    else:
+        pool = tuple(int(p) for p in pool_size)
+    if len(pool) != 2 or min(pool) < 1:
+        raise ValueError(f"pool_size must be an int >= 1 or a pair of them, got {pool_size!r}")
+    return pool
+
+
+def _init_last_layer(layer: nn.Linear, how: str) -> None:
+    nn.init.zeros_(layer.bias)
+    if how == "scaled":
+        with torch.no_grad():
+            layer.weight.mul_(_SCALED_FACTOR)
+    elif how == "small":
+        nn.init.normal_(layer.weight, std=_SMALL_STD)
+    elif how == "zero":
+        nn.init.zeros_(layer.weight)

@@ -1,0 +1,204 @@
+"""Runs that survive real interruptions and never record a wrong result (kill, resume, config
+changes, divergence, time limits, stale records, bad data roots)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments.checkpointing import AtomicLastCheckpoint
+from experiments.fingerprint import differences, fingerprint, result_config
+from experiments.train import run
+from tests.conftest import REPO_ROOT
+from tests.helpers import compose_config
+
+SMOKE = ["debug=smoke", "logger=none", "trainer.enable_progress_bar=false"]
+# smoke Exp1: 32 pairs, batch 8 -> 4 steps per epoch
+THREE_EPOCHS = [*SMOKE, "loss=l1", "trainer.max_epochs=3"]
+
+
+def _record(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def _cli(args: list[str], cwd: Path, data: Path) -> subprocess.Popen:
+    env = {**os.environ, "DEEPMI_DATA": str(data), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "run.py"), *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(
+    tmp_path: Path, data_root: Path
+) -> None:
+    expected = run(compose_config(THREE_EPOCHS, tmp_path / "straight", data_root))["metrics"]
+
+    folder, marker = tmp_path / "killed", tmp_path / "paused"
+    pause = [  # step 6 is in the middle of epoch 2 (steps 5-8)
+        "+callbacks.pause._target_=tests.helpers.PauseAtStep", "+callbacks.pause.step=6",
+        f"+callbacks.pause.marker={marker}",
+    ]  # fmt: skip
+    proc = _cli([*THREE_EPOCHS, *pause, f"hydra.run.dir={folder}"], tmp_path, data_root)
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "the run never reached step 6"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    # what a kill leaves: the epoch-1 checkpoint, and a record that says the run did not finish
+    assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    assert _record(folder)["status"] == "running"
+    assert not list((folder / "checkpoints").glob(".*partial"))
+
+    resumed = run(compose_config([*THREE_EPOCHS, "ckpt_path=last"], folder, data_root))
+    assert resumed["status"] == "finished"
+    assert resumed["metrics"] == expected
+
+
+def test_checkpoint_every_k_steps_and_at_every_epoch_end(tmp_path: Path, data_root: Path) -> None:
+    stop = ["+callbacks.stop._target_=tests.helpers.FailAtStep", "+callbacks.stop.step=7"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(compose_config([*THREE_EPOCHS, *stop, "checkpoint.every_n_train_steps=3"], tmp_path, data_root))
+    # steps 3 and 6 (every 3) and 4 (epoch end) were saved; the crash came at 7
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6
+    assert _record(tmp_path)["status"] == "running"
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path: Path) -> None:
+    class Trainer:
+        sanity_checking, is_global_zero = False, True
+
+        class strategy:  # noqa: N801 (stands in for trainer.strategy)
+            @staticmethod
+            def barrier(name: str) -> None:
+                pass
+
+        def save_checkpoint(self, path: Path) -> None:
+            Path(path).write_bytes(b"half a checkpoint")
+            raise OSError("disk full")
+
+    callback = AtomicLastCheckpoint(tmp_path)
+    callback.last_path.write_bytes(b"good")
+    with pytest.raises(OSError, match="disk full"):
+        callback.save(Trainer())
+    assert callback.last_path.read_bytes() == b"good"
+
+
+def test_resume_under_another_config_is_refused_with_the_differing_keys(
+    tmp_path: Path, data_root: Path
+) -> None:
+    run(compose_config([*SMOKE, "loss=lmi"], tmp_path, data_root))
+    other = compose_config([*SMOKE, "loss=l2", "ckpt_path=last"], tmp_path, data_root)
+    with pytest.raises(ValueError, match=r"(?s)cannot be resumed.*loss\.name: 'lmi' -> 'l2'"):
+        run(other)
+    assert _record(tmp_path)["loss"] == "lmi"
+
+
+def test_skip_if_finished_skips_only_the_same_config(tmp_path: Path, data_root: Path) -> None:
+    first = run(compose_config([*SMOKE, "loss=lmi"], tmp_path, data_root))
+    again = run(
+        compose_config([*SMOKE, "loss=lmi", "skip_if_finished=true", "logger=csv"], tmp_path, data_root)
+    )
+    assert again["wall_time_s"] == first["wall_time_s"]  # the stored record, not a new run
+    with pytest.raises(ValueError, match=r"(?s)cannot be skipped as finished.*loss\.name"):
+        run(compose_config([*SMOKE, "loss=l2", "skip_if_finished=true"], tmp_path, data_root))
+
+
+def test_nan_loss_stops_the_run_and_is_recorded_as_diverged(tmp_path: Path, data_root: Path) -> None:
+    overrides = [*SMOKE, "experiment=ib_mnist", "loss=mine_ib", "module.optimizer.lr=1e4"]
+    record = run(compose_config(overrides, tmp_path, data_root))
+    assert record["status"] == "diverged"
+    assert isinstance(record["diverged_at_step"], int) and "diverged" in record["stop_reason"]
+    assert "metrics" not in record and _record(tmp_path)["status"] == "diverged"
+
+
+def test_cli_exits_non_zero_when_a_single_run_diverges(tmp_path: Path, data_root: Path) -> None:
+    args = [
+        *SMOKE,
+        "experiment=ib_mnist",
+        "loss=mine_ib",
+        "module.optimizer.lr=1e4",
+        f"hydra.run.dir={tmp_path}/r",
+    ]
+    proc = _cli(args, tmp_path, data_root)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    assert "training diverged" in out
+
+
+def test_max_time_is_recorded_as_stopped_and_not_skipped_later(tmp_path: Path, data_root: Path) -> None:
+    record = run(compose_config([*THREE_EPOCHS, "+trainer.max_time='00:00:00:00'"], tmp_path, data_root))
+    assert record["status"] == "stopped" and "max_time" in record["stop_reason"]
+    assert "metrics" not in record
+    again = run(
+        compose_config([*THREE_EPOCHS, "skip_if_finished=true", "ckpt_path=last"], tmp_path, data_root)
+    )
+    assert again["status"] == "finished" and again["metrics"]
+
+
+def test_a_new_run_replaces_an_older_result_in_its_folder(tmp_path: Path, data_root: Path) -> None:
+    run(compose_config([*SMOKE, "loss=l1"], tmp_path, data_root))
+    assert _record(tmp_path)["status"] == "finished"
+    crash = ["+callbacks.stop._target_=tests.helpers.FailAtStep", "+callbacks.stop.step=2"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(compose_config([*SMOKE, "loss=l1", *crash], tmp_path, data_root))
+    assert _record(tmp_path)["status"] == "running"
+
+
+def test_fingerprint_ignores_paths_and_loggers_but_not_the_loss(tmp_path: Path, data_root: Path) -> None:
+    base = compose_config([*SMOKE, "loss=lmi"], tmp_path / "a", data_root)
+    moved = compose_config([*SMOKE, "loss=lmi", "logger=csv"], tmp_path / "b", tmp_path / "other_data")
+    other = compose_config([*SMOKE, "loss=lmi", "loss.bins=3"], tmp_path / "a", data_root)
+    assert fingerprint(base) == fingerprint(moved)
+    assert fingerprint(base) != fingerprint(other)
+    assert differences(result_config(base), result_config(other)) == ["loss.bins: 11 -> 3"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["seed=abc"], "seed must be an integer or null, got 'abc'"),
+        (["dataset=kitti_raw"], "dataset=kitti_raw does not fit experiment 'exp1_bar'; choose one of: bar"),
+    ],
+)
+def test_bad_options_are_named(overrides: list[str], match: str, tmp_path: Path, data_root: Path) -> None:
+    with pytest.raises(ValueError, match=match):
+        run(compose_config([*SMOKE, *overrides], tmp_path, data_root))
+
+
+def test_a_corrupt_generated_dataset_is_named_and_regenerated(tmp_path: Path) -> None:
+    from deepmi.data.cache import cache_path, cached_arrays
+
+    params = {"n": 3}
+    make = lambda: {"x": torch.arange(3).numpy()}  # noqa: E731
+    cached_arrays(tmp_path, "toy", params, make)
+    path = cache_path(tmp_path, "toy", params)
+    path.write_bytes(b"not a zip file")
+    with pytest.warns(UserWarning, match=f"{path.name}.*unreadable.*generating it again"):
+        arrays = cached_arrays(tmp_path, "toy", params, make)
+    assert arrays["x"].tolist() == [0, 1, 2]
+    assert cached_arrays(tmp_path, "toy", params, make)["x"].tolist() == [0, 1, 2]
+
+
+def test_an_unwritable_data_root_is_one_clear_error(tmp_path: Path) -> None:
+    from deepmi.data.cache import DataRootNotWritableError, cached_arrays
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")  # a file where the data root's folder should be: mkdir fails, even as root
+    with pytest.raises(
+        DataRootNotWritableError, match=r"cannot write generated data under .*paths\.data_dir"
+    ) as info:
+        cached_arrays(blocker / "data", "toy", {"n": 1}, lambda: {"x": torch.zeros(1).numpy()})
+    assert info.value.__cause__ is None and info.value.__suppress_context__
