@@ -60,6 +60,39 @@ class TaskModule(L.LightningModule):
             path = Path(self.trainer.default_root_dir) / "examples.png"
             save_panel(path, self.examples, title=f"{type(self).__name__}: first test examples")
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any):
+        """Rebuild the module a checkpoint of ``run.py`` was trained as, with its weights (notebooks).
+
+        ``experiments.train`` stores the run's resolved config in the checkpoint's hyper-parameters;
+        model, loss and module are instantiated from it, so no constructor arguments are needed.
+        """
+        checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=False)
+        config = (checkpoint.get("hyper_parameters") or {}).get("config")
+        if config is None:
+            return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
+        from omegaconf import OmegaConf
+
+        from experiments.train import build_module
+
+        module = build_module(OmegaConf.create(config))
+        if not isinstance(module, cls):
+            raise TypeError(
+                f"{checkpoint_path} holds a {type(module).__name__}, not a {cls.__name__}; "
+                f"load it with {type(module).__name__}.load_from_checkpoint"
+            )
+        module.load_state_dict(checkpoint["state_dict"])
+        return module.eval()
+
+    def on_test_start(self) -> None:
+        # Under DDP without SyncBatchNorm each rank ends training with its own batch-norm running
+        # statistics; rank 0's are the ones saved in the checkpoint. Give every rank rank 0's
+        # buffers, so the test (each item seen once, metrics synced) equals a single-process test
+        # of the checkpoint.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for buffer in self.buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
         kind, keys, position, has_gauss, cached_gauss = np.random.get_state()  # noqa: NPY002 (the global state is what we restore)

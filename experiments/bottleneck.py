@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import zlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from experiments.base import OptimizerFactory, TaskModule
+
+
+def _item_noise(item: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    seed = zlib.crc32(item.detach().cpu().numpy().tobytes())
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
 class BottleneckModule(TaskModule):
@@ -54,13 +61,22 @@ class BottleneckModule(TaskModule):
             return optimizers
         return optimizers, [self.scheduler_factory(main)]
 
-    def sample(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, n, K) draws of z and the (B, K) mean and std of q(z|x)."""
+    def sample(
+        self, x: torch.Tensor, n: int, per_item_noise: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, n, K) draws of z and the (B, K) mean and std of q(z|x).
+
+        ``per_item_noise`` (evaluation): each input's draws come from a generator seeded by the
+        input's own bytes, so the test error does not depend on batching, order, the number of
+        DDP ranks or what ran before: the same weights always give the same number.
+        """
         mu, std = self.model.gaussian_params(x)
-        z = mu.unsqueeze(1) + std.unsqueeze(1) * torch.randn(
-            mu.shape[0], n, mu.shape[1], device=mu.device, dtype=mu.dtype
-        )
-        return z, mu, std
+        shape = (mu.shape[0], n, mu.shape[1])
+        if per_item_noise:
+            noise = torch.stack([_item_noise(item, shape[1:]) for item in x]).to(mu)
+        else:
+            noise = torch.randn(shape, device=mu.device, dtype=mu.dtype)
+        return mu.unsqueeze(1) + std.unsqueeze(1) * noise, mu, std
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
@@ -94,7 +110,7 @@ class BottleneckModule(TaskModule):
 
     def test_error_pct(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
         """(misclassified, total) with the softmax averaged over eval_samples draws of z."""
-        z, _, _ = self.sample(2 * images - 1, self.eval_samples)
+        z, _, _ = self.sample(2 * images - 1, self.eval_samples, per_item_noise=True)
         predictions = self.decoder(z).softmax(-1).mean(1).argmax(-1)
         return int((predictions != labels).sum()), len(labels)
 
@@ -107,6 +123,7 @@ class BottleneckModule(TaskModule):
         return {"test_error_pct": 100.0 * wrong / max(total, 1)}
 
     def on_test_start(self) -> None:
+        super().on_test_start()
         # the trivial baseline: always answer the most frequent training label
         train_set = getattr(self.trainer.datamodule, "train_set", None)
         if train_set is None:
@@ -119,7 +136,7 @@ class BottleneckModule(TaskModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
-        z, _, _ = self.sample(2 * images - 1, self.eval_samples)
+        z, _, _ = self.sample(2 * images - 1, self.eval_samples, per_item_noise=True)
         probabilities = self.decoder(z).softmax(-1).mean(1)
         self.accuracy.update(probabilities, labels)
         self.baseline_accuracy.update(torch.full_like(labels, self.majority_class), labels)

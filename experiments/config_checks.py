@@ -96,11 +96,21 @@ def check_debug_patch(
     )
 
 
+def check_trainer(cfg: DictConfig) -> None:
+    trainer = cfg.get("trainer") or {}
+    if trainer.get("sync_batchnorm") and trainer.get("accelerator") == "cpu":
+        raise ValueError(
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU path); for DDP on "
+            "CPU processes use trainer=ddp_cpu (or add trainer.sync_batchnorm=false)"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Every check that can be made before anything is built."""
     from hydra.core.hydra_config import HydraConfig
 
     check_seed(cfg)
+    check_trainer(cfg)
     check_loss_fits(cfg)
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     check_dataset_fits(cfg, choices.get("dataset"))

@@ -42,7 +42,8 @@ class TestCurve(L.Callback):
         was_training = module.training
         module.eval()
         with torch.random.fork_rng(), torch.no_grad():
-            metrics = module.curve_metrics(datamodule.test_dataloader())
+            # every rank evaluates the whole split (no DDP sharding), so the row is the full test metric
+            metrics = module.curve_metrics(datamodule.full_test_dataloader())
         module.train(was_training)
         self.rows = [r for r in self.rows if r["epoch"] < epoch]
         self.rows.append(

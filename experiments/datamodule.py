@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
@@ -83,6 +84,17 @@ class PairDataModule(L.LightningDataModule):
         sampler = EpochSeededSampler(len(self.train_set), self.shuffle_seed)
         return self._loader(self.train_set, self.batch_size, sampler)
 
-    def test_dataloader(self) -> DataLoader:
+    def full_test_dataloader(self) -> DataLoader:
+        """The whole test split in order, on any rank (per-epoch curves)."""
         assert self.test_set is not None
         return self._loader(self.test_set, self.test_batch_size, None)
+
+    def test_dataloader(self) -> DataLoader:
+        assert self.test_set is not None
+        # Under DDP, Lightning's default DistributedSampler pads the split so every rank gets as many
+        # items, counting some twice. This sampler gives each item to exactly one rank; the test
+        # metrics (torchmetrics) are then summed across ranks, so the result equals one process's.
+        sampler = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            sampler = UnrepeatedDistributedSampler(self.test_set, shuffle=False)
+        return self._loader(self.test_set, self.test_batch_size, sampler)

@@ -26,6 +26,7 @@ IGNORED_KEYS = (
     "skip_if_finished",
     "wandb_group",
     "test",
+    "train",
     "trainer.default_root_dir",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",

@@ -190,7 +190,7 @@ def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str
                 ours = f"{ours} + {', '.join(failures)}" if ours else ", ".join(failures)
             entries.append(f"{ours} / {_fmt(cell.paper)}")
         lines.append("| " + " | ".join(entries) + " |")
-    titles = dict.fromkeys(title for title, _ in (baselines or {}))
+    titles = dict.fromkeys(title for (title, _), cell in (baselines or {}).items() if cell.values)
     for title in titles:
         entries = [f"*baseline: {title}*"]
         for column in table.columns:

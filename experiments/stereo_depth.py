@@ -225,6 +225,7 @@ class StereoDepthModule(TaskModule):
         return split_depth_median(train_set)
 
     def on_test_start(self) -> None:
+        super().on_test_start()
         self.baseline_depth_m = self.training_depth_median()
         if self.baseline_depth_m is not None:
             log.info("constant-depth baseline: median training depth %.4f m", self.baseline_depth_m)

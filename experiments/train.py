@@ -42,6 +42,16 @@ def build_loss(loss_cfg: DictConfig | None) -> torch.nn.Module | None:
     return build(name, **kwargs)
 
 
+def build_module(cfg: DictConfig) -> Any:
+    """model + loss + module from the config (a LightningModule, or a procedure such as the toy)."""
+    kwargs: dict[str, Any] = {}
+    if cfg.get("model") is not None:
+        kwargs["model"] = instantiate(cfg.model)
+    if cfg.get("loss") is not None:
+        kwargs["loss"] = build_loss(cfg.loss)
+    return instantiate(cfg.module, **kwargs)
+
+
 def run_name(cfg: DictConfig) -> str:
     """Name a run by its command-line overrides (what distinguishes it inside its group)."""
     if HydraConfig.initialized():
@@ -95,9 +105,7 @@ def environment_info() -> dict[str, Any]:
         "lightning": L.__version__,
         "deepmi": deepmi.__version__,
         "git_commit": commit,
-        "device": torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else platform.processor() or "cpu",
+        "device": device_name(),
         "cuda": torch.cuda.is_available(),
         "torch_threads": torch.get_num_threads(),
     }
@@ -187,14 +195,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True)
     started = time.perf_counter()
 
-    kwargs: dict[str, Any] = {}
-    if cfg.get("model") is not None:
-        kwargs["model"] = instantiate(cfg.model)
-    if cfg.get("loss") is not None:
-        kwargs["loss"] = build_loss(cfg.loss)
-    module = instantiate(cfg.module, **kwargs)
-
+    module = build_module(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(module, L.LightningModule):
+        # kept in every checkpoint: TaskModule.load_from_checkpoint(path) rebuilds the module from it
+        module.save_hyperparameters({"config": resolved})
     record: dict[str, Any] = {
         **describe_run(cfg),
         "status": "running",
@@ -211,9 +216,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     record["environment"] = environment_info()
     if is_main:
         _write_record(output_dir, record)
-        if record["status"] == "finished":
+        if record["status"] in ("finished", "evaluated"):
             log.info("metrics: %s -> %s", record["metrics"], output_dir / METRICS_FILE)
-            if cfg.get("records_dir"):
+            if cfg.get("records_dir") and record["status"] == "finished":
                 keep_record(cfg, output_dir, Path(cfg.records_dir))
         else:
             where = output_dir / METRICS_FILE
@@ -271,6 +276,34 @@ def _stop_reason(trainer: L.Trainer) -> str | None:
     return f"stopped at epoch {trainer.current_epoch}, step {trainer.global_step} (a callback or signal)"
 
 
+def _evaluate(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    record: dict[str, Any],
+    loggers: list[Any],
+) -> bool:
+    """train=false: test a checkpoint's weights (status "evaluated", never counted as a training run)."""
+    if ckpt_path is None or not Path(ckpt_path).is_file():
+        raise ValueError(
+            f"train=false evaluates a checkpoint, but ckpt_path={cfg.get('ckpt_path')!r} is not a file; "
+            "pass ckpt_path=<run folder>/checkpoints/last.ckpt"
+        )
+    try:
+        metrics: dict[str, float] = {}
+        for result in trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
+            metrics.update({k: float(v) for k, v in result.items()})
+    finally:
+        if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
+            import wandb
+
+            wandb.finish()
+    record.update(status="evaluated", evaluated_checkpoint=str(ckpt_path), metrics=metrics)
+    return trainer.is_global_zero
+
+
 def _fit_and_test(
     cfg: DictConfig, module: L.LightningModule, output_dir: Path, record: dict[str, Any]
 ) -> bool:
@@ -297,6 +330,8 @@ def _fit_and_test(
         config = {"fingerprint": record["config_fingerprint"], "config": record["config"]}
         (output_dir / RUN_CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
         _write_record(output_dir, record)  # status "running": replaces any older result here
+    if not cfg.get("train", True):
+        return _evaluate(cfg, trainer, module, datamodule, ckpt_path, record, loggers)
     try:
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -87,7 +87,8 @@ def write_toy_table(runs: list[dict], out_dir: Path) -> Path:
     return md
 
 
-RECORDS = Path(__file__).resolve().parents[1] / "results" / "runs"
+REPO = Path(__file__).resolve().parents[1]
+RECORDS = REPO / "results" / "runs"
 BLOCK = re.compile(r"(<!-- make_tables: (?P<key>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /make_tables -->)", re.S)
 
 
@@ -132,6 +133,9 @@ def render_block(key: str, records: Path = RECORDS) -> str:
     if name not in (*TABLES, *FIGURE_TABLES):
         raise ValueError(f"unknown table {name!r} in block {key!r}; use one of {[*TABLES, *FIGURE_TABLES]}")
     runs = load_runs(folder) if folder.is_dir() else []
+    for run in runs:  # commands printed under the tables name folders relative to the repository
+        if Path(run["path"]).is_relative_to(REPO):
+            run["path"] = str(Path(run["path"]).relative_to(REPO))
     if name == "mige-fig1":
         return toy_markdown(runs) + "\n" if runs else "No records yet.\n"
     return render_table(name, runs, load_unfinished(folder) if folder.is_dir() else [])

@@ -202,3 +202,18 @@ def test_an_unwritable_data_root_is_one_clear_error(tmp_path: Path) -> None:
     ) as info:
         cached_arrays(blocker / "data", "toy", {"n": 1}, lambda: {"x": torch.zeros(1).numpy()})
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_ib_resume_keeps_the_lr_decay_and_the_test_curve(tmp_path: Path, data_root: Path) -> None:
+    """MNIST IB decays its lr per epoch and writes a per-epoch test curve: both survive a resume."""
+    ib = [*SMOKE, "experiment=ib_mnist", "loss=vib", "trainer.max_epochs=3", "module.scheduler.step_size=1"]
+    straight = run(compose_config(ib, tmp_path / "a", data_root))
+    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpochs", "+callbacks.stop.epochs=1"]
+    assert run(compose_config([*ib, *stop], tmp_path / "b", data_root))["status"] == "stopped"
+    resumed = run(compose_config([*ib, "ckpt_path=last"], tmp_path / "b", data_root))
+    assert resumed["metrics"] == straight["metrics"]
+    curves = [(tmp_path / d / "curve.csv").read_text() for d in "ab"]
+    assert curves[0] == curves[1] and len(curves[0].splitlines()) == 4  # header + 3 epochs
+    lrs = [torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"][0]
+           ["param_groups"][0]["lr"] for d in "ab"]  # fmt: skip
+    assert lrs[0] == lrs[1] == pytest.approx(1e-4 * 0.96**2)
