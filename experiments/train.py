@@ -135,6 +135,23 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     return None
 
 
+def summarize(metrics: dict[str, float]) -> str:
+    """One line per test metric, with the trivial baseline's value beside it where the module logs one."""
+    lines = ["test metrics (trivial baseline in brackets):"]
+    for key, value in metrics.items():
+        if key.startswith("test/baseline_") or not key.startswith("test/"):
+            continue
+        name = key.removeprefix("test/")
+        baselines = []
+        for other, v in metrics.items():
+            rest = other.removeprefix("test/baseline_")
+            if other.startswith("test/baseline_") and (rest == name or rest.endswith(f"_{name}")):
+                label = "baseline" if rest == name else rest.removesuffix(f"_{name}")
+                baselines.append(f"{label} {v:.4g}")
+        lines.append(f"  {name:<16} {value:.4g}" + (f"  [{', '.join(baselines)}]" if baselines else ""))
+    return "\n".join(lines)
+
+
 def read_record(output_dir: Path) -> dict[str, Any] | None:
     """The metrics record in output_dir (any status), if there is a readable one."""
     try:
@@ -218,6 +235,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         _write_record(output_dir, record)
         if record["status"] in ("finished", "evaluated"):
             log.info("metrics: %s -> %s", record["metrics"], output_dir / METRICS_FILE)
+            print(summarize(record["metrics"]), flush=True)
             if cfg.get("records_dir") and record["status"] == "finished":
                 keep_record(cfg, output_dir, Path(cfg.records_dir))
         else:

@@ -120,3 +120,37 @@ def test_slurm_preset_composes(tmp_path: Path, data_root: Path) -> None:
         cfg = compose("config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.gpus_per_node == 1
+
+
+def test_readme_main_job_learns_well_below_the_trivial_baseline(tmp_path: Path, data_root: Path) -> None:
+    """`python run.py debug=quick` (the README's main job) must show a network that learns."""
+    metrics = run(
+        compose_config(
+            ["debug=quick", "logger=none", "trainer.enable_progress_bar=false"], tmp_path, data_root
+        )
+    )["metrics"]
+    assert metrics["test/mae_tx"] < 0.25 * metrics["test/baseline_mae_tx"], metrics
+    assert metrics["test/mae_theta"] < 0.6 * metrics["test/baseline_mae_theta"], metrics
+
+
+def test_debug_scales_never_run_an_experiment_silently_at_paper_size(tmp_path: Path, data_root: Path) -> None:
+    from experiments.config_checks import CONFIG_DIR, check_config
+
+    experiments = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+    for debug in sorted(p.stem for p in (CONFIG_DIR / "debug").glob("*.yaml")):
+        for experiment in experiments:
+            paper = compose_config([f"experiment={experiment}", "logger=none"], tmp_path, data_root)
+            # composed last: check_config reads the debug choice from the current Hydra config
+            cfg = compose_config(
+                [f"debug={debug}", f"experiment={experiment}", "logger=none"], tmp_path, data_root
+            )
+            try:
+                check_config(cfg)
+            except ValueError as error:
+                assert f"debug={debug} has no patch for experiment '{experiment}'" in str(error)
+                continue
+            shrunk = (
+                cfg.get("dataset") != paper.get("dataset")
+                or cfg.trainer.max_epochs < paper.trainer.max_epochs
+            )
+            assert shrunk or cfg.get("module") != paper.get("module"), (debug, experiment)
