@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 # before torch loads: busy-waiting OpenMP threads stall small eigh calls on a shared 2-core machine
@@ -15,7 +16,13 @@ import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real datasets, when a test may use them: $DEEPMI_DATA (CI sets it when a copy exists), else none.
-REAL_DATA = Path(os.environ["DEEPMI_DATA"]) if os.environ.get("DEEPMI_DATA") else None
+# (kept in DEEPMI_REAL_DATA because this module may be imported twice: by pytest and by tests)
+os.environ.setdefault("DEEPMI_REAL_DATA", os.environ.get("DEEPMI_DATA", ""))
+REAL_DATA = Path(os.environ["DEEPMI_REAL_DATA"]) if os.environ["DEEPMI_REAL_DATA"] else None
+# Everything else (runs started in subprocesses included) writes generated data to a throw-away
+# root, never into the real data folder.
+if "DEEPMI_TEST_DATA" not in os.environ or os.environ.get("DEEPMI_DATA") != os.environ["DEEPMI_TEST_DATA"]:
+    os.environ["DEEPMI_TEST_DATA"] = os.environ["DEEPMI_DATA"] = tempfile.mkdtemp(prefix="deepmi-test-data-")
 
 
 _HELD_PORTS: list[socket.socket] = []

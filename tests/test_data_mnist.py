@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -140,12 +139,9 @@ def test_present_files_need_no_download(tmp_path: Path) -> None:
 )
 def test_real_mnist() -> None:
     assert REAL_DATA is not None
-    start = time.perf_counter()
     train = MNIST(REAL_DATA, train=True)
-    elapsed = time.perf_counter() - start
     test = MNIST(REAL_DATA, train=False, flatten=False)
     assert len(train) == 60000 and len(test) == 10000
-    assert elapsed < 5.0, f"loading 60k images took {elapsed:.1f} s"  # ~0.3-0.6 s measured here
     for ds, lo, hi in ((train, 5000, 7000), (test, 800, 1200)):
         counts = torch.bincount(ds.targets, minlength=10)
         assert counts.numel() == 10 and int(counts.min()) > lo and int(counts.max()) < hi, counts
