@@ -81,6 +81,7 @@ class TaskModule(L.LightningModule):
                 f"{checkpoint_path} holds a {type(module).__name__}, not a {cls.__name__}; "
                 f"load it with {type(module).__name__}.load_from_checkpoint"
             )
+        module.save_hyperparameters({"config": config})
         module.load_state_dict(checkpoint["state_dict"])
         return module.eval()
 

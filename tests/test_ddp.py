@@ -99,3 +99,28 @@ def test_a_checkpoint_reloads_in_a_notebook_and_evaluates_like_the_run(
         BottleneckModule.load_from_checkpoint(ckpt)
     with pytest.raises(ValueError, match="train=false evaluates a checkpoint"):
         run(compose_config([*SMOKE, "train=false", "ckpt_path=nope.ckpt"], tmp_path / "x", data_root))
+
+
+def test_predict_depth_from_image_files_with_an_exp3_checkpoint(tmp_path: Path, data_root: Path) -> None:
+    import imageio.v3 as iio
+    import numpy as np
+
+    from experiments.train import run
+    from scripts.predict_depth import main as predict_depth
+    from tests.helpers import compose_config
+
+    run(compose_config([*SMOKE, "experiment=exp3_depth", "loss=l1"], tmp_path / "run", data_root))
+    rng = np.random.default_rng(0)
+    left = (rng.random((60, 90, 3)) * 255).astype(np.uint8)  # another size than the model's
+    iio.imwrite(tmp_path / "left.png", left)
+    iio.imwrite(tmp_path / "right.png", np.roll(left, -3, axis=1))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    out = predict_depth([str(ckpt), str(tmp_path / "left.png"), str(tmp_path / "right.png"),
+                         "--out-dir", str(tmp_path / "pred"), "--focal-baseline", "389.6"])  # fmt: skip
+    disparity, depth = np.load(out["disparity.npy"]), np.load(out["depth.npy"])
+    assert disparity.shape == depth.shape == (60, 90) and np.isfinite(depth).all()
+    np.testing.assert_allclose(depth, np.clip(389.6 / np.clip(disparity, 1e-6, None), 1e-3, 80.0), rtol=1e-5)
+    assert out["disparity.png"].stat().st_size > 0 and out["depth.png"].stat().st_size > 0
+    with pytest.raises(SystemExit):
+        iio.imwrite(tmp_path / "small.png", left[:30])
+        predict_depth([str(ckpt), str(tmp_path / "left.png"), str(tmp_path / "small.png")])
