@@ -68,6 +68,7 @@ class Cell:
     paper: float | None
     diverged: int = 0  # runs of this cell that ended with a non-finite loss (no metrics)
     stopped: int = 0  # runs stopped before their last epoch (time limit, interrupt)
+    at_baseline: int = 0  # finished runs that did not beat the best trivial baseline
 
     @property
     def mean(self) -> float | None:
@@ -96,14 +97,18 @@ def assemble(
     for row in table.rows:
         paper_row = paper["rows"].get(row) or [None] * len(paper["columns"])
         for column in table.columns:
-            values = [
-                run["metrics"][column.metric] * column.scale
+            mine = [
+                run
                 for run in runs
                 if run.get("experiment") == column.experiment
                 and column.metric in run.get("metrics", {})
+                and math.isfinite(run["metrics"][column.metric])
                 and _row_matches(table, row, run)
             ]
-            values = [v for v in values if math.isfinite(v)]
+            values = [run["metrics"][column.metric] * column.scale for run in mine]
+            at_baseline = sum(
+                not _beats_baseline(run, column, lower_is_better(table, column)) for run in mine
+            )
             paper_value = paper_row[paper["columns"].index(column.key)]
             failed = [
                 r
@@ -111,8 +116,21 @@ def assemble(
                 if r.get("experiment") == column.experiment and _row_matches(table, row, r)
             ]
             diverged = sum(r.get("status") == "diverged" for r in failed)
-            cells[(row, column.key)] = Cell(values, paper_value, diverged, len(failed) - diverged)
+            cells[(row, column.key)] = Cell(
+                values, paper_value, diverged, len(failed) - diverged, at_baseline
+            )
     return cells
+
+
+def _beats_baseline(run: dict[str, Any], column: Column, lower: bool) -> bool:
+    """Does the run's value beat every trivial baseline logged beside it (True if none is logged)?"""
+    metric = column.metric.removeprefix("test/")
+    value = run["metrics"][column.metric]
+    for pattern in BASELINES.get(column.experiment, {}).values():
+        baseline = run["metrics"].get(pattern.format(metric=metric))
+        if baseline is not None and not (value < baseline if lower else value > baseline):
+            return False
+    return True
 
 
 def baseline_cells(table: Table, runs: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
@@ -183,6 +201,8 @@ def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str
             ours = format_values(cell.values) or ("" if cell.diverged or cell.stopped else "not run")
             if best[column.key] == row and cell.mean is not None:
                 ours = f"**{ours}**"
+            if cell.at_baseline:  # bimodal cells: say how many seeds failed rather than hide it in the mean
+                ours = f"{ours} [{cell.at_baseline} of {len(cell.values)} at baseline]"
             failures = [
                 f"{n} {what}" for n, what in ((cell.diverged, "diverged"), (cell.stopped, "stopped")) if n
             ]
@@ -259,6 +279,17 @@ def claims(table: Table, cells: dict) -> list[str]:
             statements.append(
                 f"- {column.title}: {paper_best} best — {verdict}: {ours_best} {_fmt(winner.mean)} vs "
                 f"{paper_best} {_fmt(claimed.mean)} ({why}; {n} seed(s))."
+            )
+    for column in table.columns:
+        failing = [
+            f"{row} {cells[(row, column.key)].at_baseline} of {len(cells[(row, column.key)].values)}"
+            for row in table.rows
+            if cells[(row, column.key)].at_baseline
+        ]
+        if failing:
+            statements.append(
+                f"- {column.title}: seeds that did not beat the trivial baseline (bimodal cells; their "
+                f"means mix failures and successes): {', '.join(failing)}."
             )
     return statements
 

@@ -189,3 +189,14 @@ def test_results_blocks_regenerate_from_records(tmp_path: Path) -> None:
     assert update_results(doc, records, check=True) == []
     assert doc.read_text().startswith("intro\n") and doc.read_text().endswith("end\n")
     assert render_block("paper/deepmi-table1", records) in doc.read_text()
+
+
+def test_seeds_that_do_not_beat_the_baseline_are_counted_not_hidden(tmp_path: Path) -> None:
+    for seed, value in enumerate([2.0, 48.0, 3.0]):  # one seed stuck at the identity-warp baseline
+        metrics = {"test/mae_tx": value, "test/baseline_mae_tx": 47.5}
+        _write_run(tmp_path / f"lmi{seed}", "exp1_bar", "lmi", 11, seed, metrics)
+    table = TABLES["deepmi-table1"]
+    cells = assemble(table, load_runs(tmp_path))
+    assert cells[("lmi", "exp1/mae_tx")].at_baseline == 1
+    assert "[1 of 3 at baseline]" in to_markdown(table, cells)
+    assert "did not beat the trivial baseline (bimodal cells" in "\n".join(claims(table, cells))
