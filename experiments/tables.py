@@ -89,7 +89,7 @@ TABLES: dict[str, Table] = {
         name="MIGE Table 2: permutation-invariant MNIST, test misclassification rate (%)",
         paper_key="mige_table2",
         row_field="loss",
-        rows=("vib", "mine_ib", "mige_ib"),
+        rows=("vib", "mine_ib", "mige_ib", "mige_ib_analytic"),
         columns=(Column("mnist/error_pct", "ib_mnist", "test/error_pct", "MNIST error (%)"),),
         sweeps=(Sweep("ib_mnist", ("loss=vib,mine_ib,mige_ib",)),),
     ),

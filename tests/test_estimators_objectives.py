@@ -20,6 +20,7 @@ KWARGS = {
     "vib": {"beta": 1e-2},
     "mine_ib": {"x_dim": X_DIM, "z_dim": Z_DIM, "hidden_dim": 16, "embed_dim": 8},
     "mige_ib": {"beta": 1e-2},
+    "mige_ib_analytic": {"beta": 1e-2},
 }
 ADVERSARIAL = {"jsd_pm", "infonce_pm", "mine_ib"}
 
@@ -35,7 +36,10 @@ def _batch(seed: int = 0):
 
 
 def test_registry_names():
-    assert set(OBJECTIVES) == {"jsd", "jsd_pm", "infonce", "infonce_pm", "mige", "vib", "mine_ib", "mige_ib"}
+    assert set(OBJECTIVES) == {
+        "jsd", "jsd_pm", "infonce", "infonce_pm", "mige", "vib", "mine_ib", "mige_ib", "mige_ib_analytic"
+    }  # fmt: skip
+    assert build_objective("mige_ib_analytic").conditional_score == "analytic"
 
 
 @pytest.mark.parametrize("name", sorted(KWARGS))
@@ -43,7 +47,9 @@ def test_every_objective_runs_and_reaches_the_encoder(name):
     torch.manual_seed(0)
     objective = build_objective(name, **KWARGS[name])
     assert isinstance(objective, MIObjective)
-    assert objective.family == ("bottleneck" if name in {"vib", "mine_ib", "mige_ib"} else "infomax")
+    assert objective.family == (
+        "bottleneck" if name in {"vib", "mine_ib", "mige_ib", "mige_ib_analytic"} else "infomax"
+    )
     encoder, x, z, mu, std = _batch()
     code = z if objective.family == "bottleneck" else mu
     out = objective(x, code, mu=mu, std=std)
