@@ -200,3 +200,22 @@ def test_seeds_that_do_not_beat_the_baseline_are_counted_not_hidden(tmp_path: Pa
     assert cells[("lmi", "exp1/mae_tx")].at_baseline == 1
     assert "[1 of 3 at baseline]" in to_markdown(table, cells)
     assert "did not beat the trivial baseline (bimodal cells" in "\n".join(claims(table, cells))
+
+
+def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:
+    from scripts.plot_curves import main as plot_curves
+    from scripts.plot_curves import read_curves
+
+    for loss, values in (("vib", [3.0, 2.0, 1.5]), ("mige_ib", [2.5, 1.8, 1.2])):
+        _write_run(tmp_path / loss, "ib_mnist", loss, None, 0, {"test/error_pct": values[-1]})
+        rows = "epoch,step,test_error_pct\n" + "".join(
+            f"{i + 1},{600 * (i + 1)},{v}\n" for i, v in enumerate(values)
+        )
+        (tmp_path / loss / "curve.csv").write_text(rows)
+    curves = read_curves(tmp_path)
+    assert [(c["label"], c["values"]) for c in curves] == [
+        ("mige_ib seed 0", [2.5, 1.8, 1.2]),
+        ("vib seed 0", [3.0, 2.0, 1.5]),
+    ]
+    out = plot_curves([str(tmp_path), "--out", str(tmp_path / "curves.png")])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
