@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-IMAGE_LOSSES = ("l1", "l2", "ssim", "ssim_l2", "mi", "lmi")
+from deepmi.losses.registry import LOSSES
+
+# DeepMI Table 1's rows: every registered image loss, in the registry's order
+IMAGE_LOSSES = tuple(LOSSES)
 BIN_SWEEP = (3, 11, 15, 25)
 
 

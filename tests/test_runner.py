@@ -13,12 +13,12 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
+from experiments.tables import IMAGE_LOSSES
 from experiments.train import run
 from tests.conftest import REPO_ROOT
 from tests.helpers import compose_config
 
 SMOKE = ["debug=smoke", "logger=none", "trainer.enable_progress_bar=false"]
-IMAGE_LOSSES = ["l1", "l2", "ssim", "ssim_l2", "mi", "lmi"]
 
 
 @pytest.mark.parametrize("loss", IMAGE_LOSSES)
