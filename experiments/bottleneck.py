@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 
 import torch
@@ -106,7 +107,13 @@ class BottleneckModule(TaskModule):
         # missing from it and a resumed run would decay one epoch late.
         scheduler = self.lr_schedulers()
         if scheduler is not None and self.current_epoch > 0:
-            scheduler.step()
+            with warnings.catch_warnings():
+                # after a resume no optimizer step has run in this process yet, so torch warns that
+                # the schedule's first value is skipped; it is not (the schedule's state was restored)
+                warnings.filterwarnings(
+                    "ignore", message="Detected call of `lr_scheduler.step", category=UserWarning
+                )
+                scheduler.step()
 
     def test_error_pct(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
         """(misclassified, total) with the softmax averaged over eval_samples draws of z."""
