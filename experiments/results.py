@@ -18,17 +18,20 @@ from experiments.tables import BASELINES, Column, Table
 PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "scripts" / "paper_numbers.yaml"
 
 
-def load_unfinished(runs_dir: Path) -> list[dict[str, Any]]:
-    """Records below runs_dir that ended as diverged or stopped (shown as such in the tables)."""
+def _records(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, record) for every readable metrics.json below runs_dir, in path order."""
     records = []
     for path in sorted(Path(runs_dir).rglob("metrics.json")):
         try:
-            record = json.loads(path.read_text())
+            records.append((path, json.loads(path.read_text())))
         except (OSError, json.JSONDecodeError):
             continue
-        if record.get("status") in ("diverged", "stopped"):
-            records.append(record)
     return records
+
+
+def load_unfinished(runs_dir: Path) -> list[dict[str, Any]]:
+    """Records below runs_dir that ended as diverged or stopped (shown as such in the tables)."""
+    return [record for _, record in _records(runs_dir) if record.get("status") in ("diverged", "stopped")]
 
 
 def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
@@ -38,11 +41,7 @@ def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
     and Table 2's explicit loss.bins=11 run are the same configuration.
     """
     runs, seen = [], set()
-    for path in sorted(Path(runs_dir).rglob("metrics.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+    for path, record in _records(runs_dir):
         key = tuple(record.get(k) for k in ("experiment", "loss", "bins", "seed"))
         if record.get("status") == "finished" and key not in seen:
             seen.add(key)

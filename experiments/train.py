@@ -160,12 +160,6 @@ def read_record(output_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def finished_record(output_dir: Path) -> dict[str, Any] | None:
-    """The metrics record of a finished run in output_dir, if there is one."""
-    record = read_record(output_dir)
-    return record if record is not None and record.get("status") == "finished" else None
-
-
 def check_same_run(cfg: DictConfig, old_config: dict[str, Any] | None, output_dir: Path, action: str) -> None:
     """Refuse to resume or skip a folder whose run had another result-relevant config."""
     if old_config is None:
@@ -314,10 +308,7 @@ def _evaluate(
         for result in trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
             metrics.update({k: float(v) for k, v in result.items()})
     finally:
-        if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
-            import wandb
-
-            wandb.finish()
+        _finish_wandb(loggers)
     record.update(status="evaluated", evaluated_checkpoint=str(ckpt_path), metrics=metrics)
     return trainer.is_global_zero
 
@@ -372,8 +363,12 @@ def _fit_and_test(
                 metrics.update({k: float(v) for k, v in result.items()})
         record.update(status="finished", metrics=metrics)
     finally:
-        if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
-            import wandb
-
-            wandb.finish()  # so the next multirun job starts its own wandb run
+        _finish_wandb(loggers)
     return trainer.is_global_zero
+
+
+def _finish_wandb(loggers: list[Any]) -> None:
+    if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
+        import wandb
+
+        wandb.finish()  # so the next multirun job starts its own wandb run

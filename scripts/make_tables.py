@@ -36,10 +36,10 @@ from experiments.toy_summary import toy_markdown, toy_rows  # noqa: E402
 FIGURE_TABLES = ("mige-fig1",)
 
 
-def render_table(name: str, runs: list[dict], unfinished: list[dict] = ()) -> str:
+def render_table(name: str, runs: list[dict], unfinished: list[dict] = (), cells: dict | None = None) -> str:
     """The markdown of one paper table from run records (what RESULTS.md embeds)."""
     table = TABLES[name]
-    cells = assemble(table, runs, unfinished)
+    cells = assemble(table, runs, unfinished) if cells is None else cells
     parts = [
         f"### {table.name}",
         "",
@@ -64,7 +64,7 @@ def write_table(name: str, runs: list[dict], out_dir: Path, unfinished: list[dic
     table = TABLES[name]
     cells = assemble(table, runs, unfinished)
     md = out_dir / f"{name}.md"
-    md.write_text(render_table(name, runs, unfinished))
+    md.write_text(render_table(name, runs, unfinished, cells))
     with (out_dir / f"{name}.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([table.row_field, "column", "mean", "std", "n", "paper"])
