@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +150,25 @@ def test_real_mnist() -> None:
     x, _ = train.tensors()
     assert x.shape == (60000, 784) and float(x.min()) == 0.0 and float(x.max()) == 1.0
     assert abs(float(x.mean()) - 0.1307) < 2e-3  # the usual MNIST normalisation mean
+
+
+def test_fixture_rewritten_concurrently_is_never_read_half_written(tmp_path: Path) -> None:
+    """DDP ranks write the smoke fixture at the same time one of them reads it (CI failure)."""
+    n = 20000  # big enough that one write takes milliseconds
+    write_mnist_fixture(tmp_path, n_train=n, n_test=10, gz=False)
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from deepmi.data.fixtures import write_mnist_fixture\n"
+         f"for _ in range(40): write_mnist_fixture(sys.argv[1], n_train={n}, n_test=10, gz=False)",
+         str(tmp_path)],
+    )  # fmt: skip
+    reads = 0
+    try:
+        while writer.poll() is None:
+            assert len(MNIST(tmp_path, train=True)) == n
+            reads += 1
+    finally:
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == 0 and reads > 0
+    assert not list((tmp_path / "MNIST" / "raw").glob("*.tmp")), "temporary files left behind"

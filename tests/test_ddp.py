@@ -29,7 +29,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         [sys.executable, str(REPO_ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=600,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-12000:]
     return proc
 
 

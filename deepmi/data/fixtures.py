@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import os
 import pickle
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,23 @@ import numpy as np
 
 from deepmi.data.cifar import _LAYOUT as _CIFAR_LAYOUT
 from deepmi.data.mnist import IMAGES_MAGIC, LABELS_MAGIC
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    DDP ranks (and parallel test workers) may write the same fixture at once; a reader must
+    never see a half-written file, only the old complete one or the new one (same bytes).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
 
 # ----------------------------------------------------------------------------------------------
 # MNIST idx
@@ -58,9 +77,9 @@ def write_mnist_fixture(
             blob = _idx_bytes(magic, array)
             name = f"{prefix}-{kind}-ubyte"
             if gz:
-                (raw / (name + ".gz")).write_bytes(gzip.compress(blob, mtime=0))
+                _write_atomically(raw / (name + ".gz"), gzip.compress(blob, mtime=0))
             else:
-                (raw / name).write_bytes(blob)
+                _write_atomically(raw / name, blob)
     return Path(root)
 
 
@@ -94,7 +113,7 @@ class _Py2Pickler(pickle._Pickler):
 def _dump_py2(obj: object, path: Path) -> None:
     buf = io.BytesIO()
     _Py2Pickler(buf, protocol=2).dump(obj)
-    path.write_bytes(buf.getvalue())
+    _write_atomically(path, buf.getvalue())
 
 
 def _cifar_batch(rng: np.random.Generator, n: int, n_classes: int, label_keys: dict[str, int], title: str):
