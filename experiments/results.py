@@ -108,7 +108,8 @@ def assemble(
             at_baseline = sum(
                 not _beats_baseline(run, column, lower_is_better(table, column)) for run in mine
             )
-            paper_value = paper_row[paper["columns"].index(column.key)]
+            known = column.key in paper["columns"]  # the paper may report only some columns
+            paper_value = paper_row[paper["columns"].index(column.key)] if known else None
             failed = [
                 r
                 for r in unfinished
@@ -153,7 +154,8 @@ def baseline_cells(table: Table, runs: list[dict[str, Any]]) -> dict[tuple[str, 
 
 
 def lower_is_better(table: Table, column: Column) -> bool:
-    return bool(paper_numbers()[table.paper_key]["lower_is_better"].get(column.key, False))
+    paper = paper_numbers()[table.paper_key]["lower_is_better"]
+    return bool(paper[column.key]) if column.key in paper else column.lower_is_better
 
 
 def best_row(table: Table, cells: dict, column: Column, ours: bool) -> str | None:
@@ -193,6 +195,10 @@ def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str
     header = [table.row_field, *(c.title for c in table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {c.key: best_row(table, cells, c, ours=True) for c in table.columns}
+    # columns the paper reports no number for (e.g. Exp3's abs rel) show ours alone
+    has_paper = {
+        c.key: any(cells[(row, c.key)].paper is not None for row in table.rows) for c in table.columns
+    }
     for row in table.rows:
         entries = [row]
         for column in table.columns:
@@ -207,7 +213,7 @@ def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str
             ]
             if failures:
                 ours = f"{ours} + {', '.join(failures)}" if ours else ", ".join(failures)
-            entries.append(f"{ours} / {_fmt(cell.paper)}")
+            entries.append(f"{ours} / {_fmt(cell.paper)}" if has_paper[column.key] else ours)
         lines.append("| " + " | ".join(entries) + " |")
     titles = dict.fromkeys(title for (title, _), cell in (baselines or {}).items() if cell.values)
     for title in titles:
@@ -306,6 +312,28 @@ def _run_folder(record: dict[str, Any]) -> Path:
     return Path(output_dir) if output_dir else Path(record["path"])
 
 
+def _dataset_override(experiment: str, runs: list[dict[str, Any]]) -> list[str]:
+    """``dataset=<name>`` when the runs used another dataset than the experiment's default.
+
+    Records keep the resolved dataset config, not its name: the name is the configs/dataset file
+    with the same ``_target_`` (e.g. Exp3 on middlebury_motorcycle rather than synthetic_stereo).
+    """
+    targets = {((r.get("config") or {}).get("dataset") or {}).get("_target_") for r in runs}
+    if len(targets) != 1 or None in targets:
+        return []
+    target = targets.pop()
+    names = [
+        path.stem
+        for path in sorted((CONFIG_DIR / "dataset").glob("*.yaml"))
+        if (yaml.safe_load(path.read_text()) or {}).get("_target_") == target
+    ]
+    lines = (CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()
+    default = next((line.split(":", 1)[1].strip() for line in lines if "override /dataset:" in line), None)
+    if len(names) != 1 or names[0] == default:
+        return []
+    return [f"dataset={names[0]}"]
+
+
 def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list[str]:
     """Per experiment: rows run with fewer seeds than the table's runs use, and the command to fill them.
 
@@ -334,7 +362,9 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
             continue
         detail = ", ".join(f"{row} ({counts[row]} of {len(seeds)} seeds)" for row in short)
         command = [
-            "python run.py -m", f"experiment={experiment}", *_sweep_overrides(table, short),
+            "python run.py -m", f"experiment={experiment}",
+            *_dataset_override(experiment, [r for r in mine if r.get("experiment") == experiment]),
+            *_sweep_overrides(table, short),
             f"seed={','.join(map(str, seeds))}", *([f"debug={debug}"] if debug else []),
         ]  # fmt: skip
         if sweep_dirs:

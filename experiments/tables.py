@@ -20,6 +20,7 @@ class Column:
     metric: str
     title: str
     scale: float = 1.0  # multiply our metric by this to match the paper's unit
+    lower_is_better: bool = False  # for columns the paper has no number for (else the paper's file says)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,26 @@ DEEPMI_COLUMNS = (
 
 DEEPMI_EXPERIMENTS = ("exp1_bar", "exp2_mask", "exp3_depth")
 
+# Exp3 with the metrics monodepth-style evaluations report (deepmi.metrics.depth): the paper's MAE
+# first, then abs rel ... delta3, then disparity errors where dense ground truth exists.
+_DEPTH_METRICS = (
+    ("mae_depth_m", "MAE (m)", True),
+    ("abs_rel", "abs rel", True),
+    ("sq_rel", "sq rel", True),
+    ("rmse", "RMSE (m)", True),
+    ("rmse_log", "RMSE log", True),
+    ("delta1", "δ<1.25", False),
+    ("delta2", "δ<1.25²", False),
+    ("delta3", "δ<1.25³", False),
+    ("epe_px", "EPE (px)", True),
+    ("bad1_pct", "bad-1 (%)", True),
+    ("bad3_pct", "bad-3 (%)", True),
+)
+DEPTH_COLUMNS = tuple(
+    Column(f"exp3/{metric}", "exp3_depth", f"test/{metric}", title, lower_is_better=lower)
+    for metric, title, lower in _DEPTH_METRICS
+)
+
 TABLES: dict[str, Table] = {
     "deepmi-table1": Table(
         name="DeepMI Table 1: losses on the three unsupervised tasks",
@@ -72,6 +93,23 @@ TABLES: dict[str, Table] = {
         sweeps=tuple(
             Sweep(e, ("loss=lmi", f"loss.bins={','.join(map(str, BIN_SWEEP))}")) for e in DEEPMI_EXPERIMENTS
         ),
+        fixed={"loss": "lmi"},
+    ),
+    "deepmi-exp3-depth": Table(
+        name="DeepMI Exp3 (Table 1's losses): standard depth and disparity metrics",
+        paper_key="deepmi_table1",  # the paper reports MAE (m) only
+        row_field="loss",
+        rows=IMAGE_LOSSES,
+        columns=DEPTH_COLUMNS,
+        sweeps=(Sweep("exp3_depth", (f"loss={','.join(IMAGE_LOSSES)}",)),),
+    ),
+    "deepmi-exp3-depth-bins": Table(
+        name="DeepMI Exp3 (Table 2's bin counts N for L_LMI): standard depth and disparity metrics",
+        paper_key="deepmi_table2",
+        row_field="bins",
+        rows=tuple(str(n) for n in BIN_SWEEP),
+        columns=DEPTH_COLUMNS,
+        sweeps=(Sweep("exp3_depth", ("loss=lmi", f"loss.bins={','.join(map(str, BIN_SWEEP))}")),),
         fixed={"loss": "lmi"},
     ),
     "mige-table1": Table(

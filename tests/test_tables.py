@@ -219,3 +219,34 @@ def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:
     ]
     out = plot_curves([str(tmp_path), "--out", str(tmp_path / "curves.png")])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_depth_table_reports_every_standard_metric_and_names_the_real_pair_dataset(tmp_path: Path) -> None:
+    """Exp3's depth table: the paper's MAE beside abs rel ... bad-3, each best picked in its own
+    direction (delta higher is better, errors lower), and the fill command keeps a non-default dataset."""
+    from experiments.tables import DEPTH_COLUMNS
+
+    higher = {"test/delta1", "test/delta2", "test/delta3"}
+    for seed in (0, 1):
+        good = {c.metric: 0.9 if c.metric in higher else 0.5 for c in DEPTH_COLUMNS}
+        bad = {c.metric: 0.2 + seed / 10 if c.metric in higher else 2.0 + seed for c in DEPTH_COLUMNS}
+        _write_run(tmp_path / "exp3_depth" / f"lmi{seed}", "exp3_depth", "lmi", 11, seed, good)
+        _write_run(tmp_path / "exp3_depth" / f"l1{seed}", "exp3_depth", "l1", None, seed, bad)
+    runs = load_runs(tmp_path)
+    for run in runs:
+        run["config"]["dataset"]["_target_"] = "deepmi.data.middlebury.MiddleburyMotorcycle"
+    table = TABLES["deepmi-exp3-depth"]
+    cells = assemble(table, runs)
+    header, _, *rows = to_markdown(table, cells).splitlines()
+    for title in ("MAE (m)", "abs rel", "RMSE log", "δ<1.25", "EPE (px)", "bad-1 (%)", "bad-3 (%)"):
+        assert f" {title} " in header
+    lmi_row = next(r for r in rows if r.startswith("| lmi "))
+    l1_row = next(r for r in rows if r.startswith("| l1 "))
+    # lmi best in every column: lowest errors, highest delta (a reversed direction would bold l1)
+    assert lmi_row.count("**") == 2 * len(DEPTH_COLUMNS) and "**" not in l1_row
+    assert cells[("lmi", "exp3/mae_depth_m")].paper == 0.27  # only MAE has a paper number
+    assert cells[("lmi", "exp3/abs_rel")].paper is None
+    text = "\n".join(claims(table, cells))
+    assert "MAE (m): lmi best — **holds**" in text and "abs rel" not in text
+    (command,) = missing_cells(table, cells, runs)
+    assert "experiment=exp3_depth dataset=middlebury_motorcycle loss=l2,ssim,ssim_l2,mi seed=0,1" in command
