@@ -89,48 +89,79 @@ def save_disparity_panel(
     valid: torch.Tensor | None = None,
     title: str = "",
 ) -> Path:
-    """One row: left image, true disparity, predicted disparity, |error| map (DeepMI Exp3, Sec. 5.3).
+    """One row: left image, true disparity, predicted disparity, |error| map (DeepMI Exp3, Sec. 5.3)."""
+    return save_disparity_comparison(path, left, true_disparity, {"": predicted_disparity}, valid, title)
 
-    Tensors are (H, W) or (1, H, W) of one image. Both disparities share one colour range (that
-    of the valid ground truth); pixels without ground truth (``valid`` 0, default: true
-    disparity <= 0) are grey in the truth and the error map. The error map runs from 0 to
-    max(3 px, its 99th percentile); the title adds the image's EPE and bad-1/bad-3.
+
+def _error_stats(error: torch.Tensor, valid: torch.Tensor) -> str:
+    if not valid.any():
+        return "no ground truth"
+    bad1, bad3 = (100 * float((error[valid] > t).float().mean()) for t in (1, 3))
+    return f"EPE {float(error[valid].mean()):.2f} px, bad-1 {bad1:.1f}%, bad-3 {bad3:.1f}%"
+
+
+def save_disparity_comparison(
+    path: Path,
+    left: torch.Tensor,
+    true_disparity: torch.Tensor,
+    predictions: Mapping[str, torch.Tensor],
+    valid: torch.Tensor | None = None,
+    title: str = "",
+) -> Path:
+    """One row per prediction: left image, true disparity, predicted disparity, |error| map.
+
+    Tensors are (H, W) or (1, H, W) of one image; ``predictions`` maps a row label (e.g. the loss)
+    to its predicted disparity in pixels. Every disparity shares one colour range (that of the
+    valid ground truth) and every error map one range (0 to max(3 px, the largest 99th
+    percentile)), so rows compare at a glance. Pixels without ground truth (``valid`` 0,
+    default: true disparity <= 0) are grey in the truth and the error maps. Each row's title
+    gives its EPE and bad-1/bad-3 over the valid pixels.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    left, truth, pred = (
-        t.detach().float().cpu().reshape(t.shape[-2:]) for t in (left, true_disparity, predicted_disparity)
-    )
+    if not predictions:
+        raise ValueError("no predictions to show: pass at least one {label: disparity}")
+    left, truth = (t.detach().float().cpu().reshape(t.shape[-2:]) for t in (left, true_disparity))
+    preds = {label: p.detach().float().cpu().reshape(truth.shape) for label, p in predictions.items()}
     valid = (truth > 0) if valid is None else valid.detach().cpu().reshape(truth.shape).bool()
-    nan = torch.tensor(float("nan"))
-    error = (pred - truth).abs()
+    errors = {label: (pred - truth).abs() for label, pred in preds.items()}
     if valid.any():
         lo, hi = float(truth[valid].min()), float(truth[valid].max())
-        err_max = max(3.0, float(torch.quantile(error[valid], 0.99)))
-        bad1, bad3 = (100 * float((error[valid] > t).float().mean()) for t in (1, 3))
-        stats = f"EPE {float(error[valid].mean()):.2f} px, bad-1 {bad1:.1f}%, bad-3 {bad3:.1f}%"
+        err_max = max(3.0, *(float(torch.quantile(e[valid], 0.99)) for e in errors.values()))
     else:
-        lo, hi, err_max, stats = float(pred.min()), float(pred.max()), 3.0, "no ground truth"
+        every = torch.stack(list(preds.values()))
+        lo, hi, err_max = float(every.min()), float(every.max()), 3.0
+    nan = torch.tensor(float("nan"))
     height, width = left.shape
-    fig, axes = plt.subplots(1, 4, figsize=(4 * 3.2, 3.2 * height / width + 0.9), squeeze=False)
-    panels = [
-        ("left image", left, "gray", 0.0, 1.0),
-        ("true disparity (px)", torch.where(valid, truth, nan), "magma", lo, hi),
-        ("predicted disparity (px)", pred, "magma", lo, hi),
-        ("|error| (px)", torch.where(valid, error, nan), "inferno", 0.0, err_max),
-    ]
-    for ax, (name, image, cmap, vmin, vmax) in zip(axes[0], panels, strict=True):
-        colours = plt.get_cmap(cmap).with_extremes(bad="0.6")
-        shown = ax.imshow(image.numpy(), cmap=colours, vmin=vmin, vmax=vmax)
-        if cmap != "gray":
-            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(name, fontsize=9)
-    fig.suptitle(f"{title}: {stats}" if title else stats, fontsize=10)
+    rows = len(preds)
+    fig, axes = plt.subplots(
+        rows, 4, figsize=(4 * 3.2, rows * (3.2 * height / width + 0.5) + 0.5), squeeze=False
+    )
+    for ax_row, (label, pred) in zip(axes, preds.items(), strict=True):
+        prefix = f"{label}: " if label else ""
+        panels = [
+            ("left image", left, "gray", 0.0, 1.0),
+            ("true disparity (px)", torch.where(valid, truth, nan), "magma", lo, hi),
+            (f"{prefix}predicted disparity (px)", pred, "magma", lo, hi),
+            (f"{prefix}|error| (px)", torch.where(valid, errors[label], nan), "inferno", 0.0, err_max),
+        ]
+        for ax, (name, image, cmap, vmin, vmax) in zip(ax_row, panels, strict=True):
+            colours = plt.get_cmap(cmap).with_extremes(bad="0.6")
+            shown = ax.imshow(image.numpy(), cmap=colours, vmin=vmin, vmax=vmax)
+            if cmap != "gray":
+                fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(name, fontsize=9)
+        ax_row[0].set_ylabel(f"{prefix}{_error_stats(errors[label], valid)}", fontsize=8)
+    if rows == 1:
+        stats = _error_stats(next(iter(errors.values())), valid)
+        fig.suptitle(f"{title}: {stats}" if title else stats, fontsize=10)
+    elif title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -178,3 +178,19 @@ def test_exp3_smoke_run_on_middlebury(native: dict, tmp_path: Path, data_root: P
         assert metrics[f"test/baseline_{name}"] == pytest.approx(float(value), rel=1e-5, abs=1e-6), name
     assert (tmp_path / "disparity_panel.png").stat().st_size > 5000
     assert (tmp_path / "examples.png").exists()
+
+    # The comparison figure (scripts/disparity_panel.py) rebuilds the run from its checkpoint and
+    # predicts the very disparity the run was tested with: its EPE is the run's test/epe_px.
+    from scripts.disparity_panel import main as disparity_panel
+    from scripts.disparity_panel import predictions
+
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    item, preds = predictions([("L1", checkpoint)], index=0)
+    valid = item["disparity"][0] > 0
+    epe = float((preds["L1"] - item["disparity"][0]).abs()[valid].mean())
+    assert epe == pytest.approx(metrics["test/epe_px"], rel=1e-4)
+    figure = tmp_path / "comparison.png"
+    disparity_panel(["--ckpt", f"L1={checkpoint}", "--ckpt", f"L_LMI={checkpoint}", "--out", str(figure)])
+    assert figure.stat().st_size > 10000
+    with pytest.raises(SystemExit):  # a label without a path is refused before any work
+        disparity_panel(["--ckpt", str(checkpoint), "--out", str(figure)])
