@@ -25,7 +25,7 @@ from deepmi.metrics.depth import (
     disparity_metrics_from_sums,
     split_depth_median,
 )
-from experiments.base import TaskModule
+from experiments.tasks.base import TaskModule
 
 log = logging.getLogger(__name__)
 

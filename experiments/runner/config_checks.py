@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from experiments import CONFIG_DIR
 
 
 def losses_by_family(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:

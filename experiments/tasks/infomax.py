@@ -8,7 +8,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from deepmi.estimators.infomax_objectives import MIGEInfoMaxObjective
-from experiments.base import OptimizerFactory, TaskModule
+from experiments.tasks.base import OptimizerFactory, TaskModule
 
 PROBE_LEVELS = ("conv", "fc", "y")
 

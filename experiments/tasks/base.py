@@ -55,7 +55,7 @@ class TaskModule(L.LightningModule):
 
     def on_test_end(self) -> None:
         if self.examples and self.trainer.is_global_zero and not self.trainer.fast_dev_run:
-            from experiments.panels import save_panel
+            from experiments.reporting.panels import save_panel
 
             path = Path(self.trainer.default_root_dir) / "examples.png"
             save_panel(path, self.examples, title=f"{type(self).__name__}: first test examples")
@@ -64,7 +64,7 @@ class TaskModule(L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any):
         """Rebuild the module a checkpoint of ``run.py`` was trained as, with its weights (notebooks).
 
-        ``experiments.train`` stores the run's resolved config in the checkpoint's hyper-parameters;
+        ``experiments.runner.train`` stores the run's resolved config in the checkpoint's hyper-parameters;
         model, loss and module are instantiated from it, so no constructor arguments are needed.
         """
         checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=False)
@@ -73,7 +73,7 @@ class TaskModule(L.LightningModule):
             return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
         from omegaconf import OmegaConf
 
-        from experiments.train import build_module
+        from experiments.runner.train import build_module
 
         module = build_module(OmegaConf.create(config))
         if not isinstance(module, cls):

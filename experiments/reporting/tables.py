@@ -15,7 +15,7 @@ BIN_SWEEP = (3, 11, 15, 25)
 class Column:
     """One column of a paper table: a metric of one experiment's metrics.json."""
 
-    key: str  # as in scripts/paper_numbers.yaml
+    key: str  # as in paper_numbers.yaml (beside this file)
     experiment: str
     metric: str
     title: str

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from experiments.base import OptimizerFactory, TaskModule
+from experiments.tasks.base import OptimizerFactory, TaskModule
 
 
 def _item_noise(item: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -122,7 +122,7 @@ class BottleneckModule(TaskModule):
         return int((predictions != labels).sum()), len(labels)
 
     def curve_metrics(self, loader) -> dict[str, float]:
-        """Test error (%) over a loader, for experiments.curves.TestCurve."""
+        """Test error (%) over a loader, for experiments.runner.curves.TestCurve."""
         wrong = total = 0
         for images, labels in loader:
             w, n = self.test_error_pct(images.to(self.device), labels.to(self.device))

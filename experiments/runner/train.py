@@ -18,11 +18,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.checkpointing import LAST, AtomicLastCheckpoint
-from experiments.config_checks import check_config
-from experiments.curves import CURVE_FILE, TestCurve
-from experiments.divergence import StopOnNonFiniteLoss, TrainingDiverged
-from experiments.fingerprint import differences, fingerprint, result_config
+from experiments.runner.checkpointing import LAST, AtomicLastCheckpoint
+from experiments.runner.config_checks import check_config
+from experiments.runner.curves import CURVE_FILE, TestCurve
+from experiments.runner.divergence import StopOnNonFiniteLoss, TrainingDiverged
+from experiments.runner.fingerprint import differences, fingerprint, result_config
 
 log = logging.getLogger(__name__)
 
