@@ -23,23 +23,11 @@ from experiments.runner.config_checks import check_config
 from experiments.runner.curves import CURVE_FILE, TestCurve
 from experiments.runner.divergence import StopOnNonFiniteLoss, TrainingDiverged
 from experiments.runner.fingerprint import differences, fingerprint, result_config
+from experiments.runner.losses import build_loss
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
-
-
-def build_loss(loss_cfg: DictConfig | None) -> torch.nn.Module | None:
-    """configs/loss/*.yaml -> module: image losses from deepmi.losses, MI objectives from estimators."""
-    if loss_cfg is None:
-        return None
-    kwargs = OmegaConf.to_container(loss_cfg, resolve=True)
-    name, family = kwargs.pop("name"), kwargs.pop("family")
-    if family == "image":
-        from deepmi.losses import build_loss as build
-    else:
-        from deepmi.estimators import build_objective as build
-    return build(name, **kwargs)
 
 
 def build_module(cfg: DictConfig) -> Any:

@@ -14,13 +14,16 @@ from torch import nn
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+LossFactory = Callable[..., nn.Module]
 
 
 class TaskModule(L.LightningModule):
     """A network trained under a loss, with the optimizer and schedule given as Hydra partials.
 
     ``optimizer(params)`` builds the optimizer; ``scheduler(optimizer, total_steps=...)`` builds a
-    per-step schedule. The loss's own parameters (e.g. a MINE critic) are optimised too.
+    per-step schedule. The loss's own parameters (e.g. a MINE critic) are optimised too. ``loss``
+    may be a factory (a ``_partial_: true`` loss config) that the task completes with sizes only
+    it knows, in :meth:`size_loss`.
     Checkpoints carry the RNG states so that a resumed run draws the same random numbers
     (dropout, sampling, random projections) as one that went straight through.
     """
@@ -28,15 +31,22 @@ class TaskModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        loss: nn.Module,
+        loss: nn.Module | LossFactory,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
         self.model = model
-        self.loss = loss
+        self.loss = loss if isinstance(loss, nn.Module) else self.size_loss(loss)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+
+    def size_loss(self, factory: LossFactory) -> nn.Module:
+        """Build a loss whose config left sizes to the task (``_partial_: true``); see InfoMaxModule."""
+        raise ValueError(
+            f"{type(self).__name__} takes a complete loss, but the loss config has _partial_: true; "
+            "drop _partial_ and give every constructor argument in the loss YAML"
+        )
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
@@ -73,8 +83,10 @@ class TaskModule(L.LightningModule):
             return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
         from omegaconf import OmegaConf
 
+        from experiments.runner.legacy import upgrade_config
         from experiments.runner.train import build_module
 
+        config = upgrade_config(config)  # a checkpoint written before a layout change
         module = build_module(OmegaConf.create(config))
         if not isinstance(module, cls):
             raise TypeError(

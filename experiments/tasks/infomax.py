@@ -8,7 +8,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from deepmi.estimators.infomax_objectives import MIGEInfoMaxObjective
-from experiments.tasks.base import OptimizerFactory, TaskModule
+from experiments.tasks.base import LossFactory, OptimizerFactory, TaskModule
 
 PROBE_LEVELS = ("conv", "fc", "y")
 
@@ -68,6 +68,10 @@ class InfoMaxModule(TaskModule):
         self.accuracies = nn.ModuleDict(
             {k: MulticlassAccuracy(num_classes=n_classes, average="micro") for k in PROBE_LEVELS}
         )
+
+    def size_loss(self, factory: LossFactory) -> nn.Module:
+        """A critic objective reads the last conv map as x: its size comes from the encoder."""
+        return factory(x_dim=feature_dims(self.model)["conv"])
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         main = self.optimizer_factory([*self.model.parameters(), *self.loss.main_parameters()])
