@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from experiments.tasks.stereo_depth import StereoDepthModule, warp_right_to_left
+from deepmi.models.warp import warp_right_to_left
+from experiments.tasks.stereo_depth import StereoDepthModule
 
 
 def read_grey(path: Path) -> torch.Tensor:

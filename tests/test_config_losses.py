@@ -122,6 +122,13 @@ def test_a_loss_class_without_family_is_named(tmp_path: Path, data_root: Path) -
         run(compose_config(overrides, tmp_path / "run", data_root))
 
 
+def test_a_bad_loss_argument_is_named_with_the_valid_ones(tmp_path: Path, data_root: Path) -> None:
+    with pytest.raises(ValueError, match="loss .l1. .*does not take.*bins; valid arguments: reduction"):
+        run(compose_config([*SMOKE, "loss=l1", "+loss.bins=3"], tmp_path, data_root))
+    with pytest.raises(ValueError, match="loss 'lmi': bins must be >= 2"):
+        run(compose_config([*SMOKE, "loss=lmi", "loss.bins=1"], tmp_path, data_root))
+
+
 def test_loss_overrides_users_type_still_compose(tmp_path: Path, data_root: Path) -> None:
     lmi = compose_config(["loss=lmi", "loss.bins=3"], tmp_path, data_root).loss
     assert (lmi.name, lmi.bins, lmi._target_) == ("lmi", 3, "deepmi.losses.LMILoss")

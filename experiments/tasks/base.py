@@ -34,12 +34,16 @@ class TaskModule(L.LightningModule):
         loss: nn.Module | LossFactory,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
+        adversary_optimizer: OptimizerFactory | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.loss = loss if isinstance(loss, nn.Module) else self.size_loss(loss)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        # for objectives with their own adversary (a MINE statistics network, a DIM critic)
+        self.adversary_optimizer_factory = adversary_optimizer or optimizer
+        self.optimizer_names: tuple[str, ...] = ()
 
     def size_loss(self, factory: LossFactory) -> nn.Module:
         """Build a loss whose config left sizes to the task (``_partial_: true``); see InfoMaxModule."""
@@ -47,6 +51,39 @@ class TaskModule(L.LightningModule):
             f"{type(self).__name__} takes a complete loss, but the loss config has _partial_: true; "
             "drop _partial_ and give every constructor argument in the loss YAML"
         )
+
+    def name_optimizers(self, **optimizers: torch.optim.Optimizer | None) -> list[torch.optim.Optimizer]:
+        """The optimizers in the order given (None skipped), remembered by name for :meth:`optimizer`.
+
+        The order is what checkpoints store optimizer states by: keep it when adding one.
+        """
+        kept = {name: optimizer for name, optimizer in optimizers.items() if optimizer is not None}
+        self.optimizer_names = tuple(kept)
+        return list(kept.values())
+
+    def optimizer(self, name: str) -> Any:
+        """The (Lightning-wrapped) optimizer named in configure_optimizers, or None if there is none."""
+        if name not in self.optimizer_names:
+            return None
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return optimizers[self.optimizer_names.index(name)]
+
+    def adversary_optimizer(self) -> torch.optim.Optimizer | None:
+        """An optimizer for the loss's adversary parameters, if the loss has any (manual optimization)."""
+        parameters = (
+            list(self.loss.adversary_parameters()) if hasattr(self.loss, "adversary_parameters") else []
+        )
+        return self.adversary_optimizer_factory(parameters) if parameters else None
+
+    def adversary_step(self, out: dict[str, torch.Tensor]) -> None:
+        """One step of the adversary on its own loss, after the main step (no-op without one)."""
+        optimizer = self.optimizer("adversary")
+        if optimizer is None:
+            return
+        optimizer.zero_grad()  # the main loss reached the adversary too; only its own loss counts
+        self.manual_backward(out["adversary_loss"])
+        optimizer.step()
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
@@ -65,10 +102,10 @@ class TaskModule(L.LightningModule):
 
     def on_test_end(self) -> None:
         if self.examples and self.trainer.is_global_zero and not self.trainer.fast_dev_run:
-            from experiments.reporting.panels import save_panel
+            from deepmi.data.preview import save_grid
 
             path = Path(self.trainer.default_root_dir) / "examples.png"
-            save_panel(path, self.examples, title=f"{type(self).__name__}: first test examples")
+            save_grid(path, self.examples, title=f"{type(self).__name__}: first test examples")
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any):
