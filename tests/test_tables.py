@@ -224,7 +224,7 @@ def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:
 def test_depth_table_reports_every_standard_metric_and_names_the_real_pair_dataset(tmp_path: Path) -> None:
     """Exp3's depth table: the paper's MAE beside abs rel ... bad-3, each best picked in its own
     direction (delta higher is better, errors lower), and the fill command keeps a non-default dataset."""
-    from experiments.tables import DEPTH_COLUMNS
+    from experiments.reporting.tables import DEPTH_COLUMNS
 
     higher = {"test/delta1", "test/delta2", "test/delta3"}
     for seed in (0, 1):
