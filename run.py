@@ -3,11 +3,10 @@
 import os
 from pathlib import Path
 
-# Busy-waiting OpenMP threads stall small eigendecompositions (SSGE) on a shared CPU; set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+import hydra
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import experiments  # noqa: F401  (first of the project's imports: sets OMP_WAIT_POLICY before torch loads)
 
 os.environ.setdefault("DEEPMI_ROOT", str(Path(__file__).resolve().parent))
 
@@ -17,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from experiments.train import run
+    from experiments.runner.train import run
 
     record = run(cfg)
     # a single run that diverged fails the command; in a sweep the other jobs go on

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 
-# Measured on a shared 2-core machine: with OpenMP's default spin-waiting, eigh on 2 threads stalls
-# (0.2 s at M=64, 1.5 s at M=128, against 0.001 s on 1 thread) whenever other processes hold the
-# cores. Passive waiting removes the stall; it must be set before torch loads OpenMP.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# isort: off
+# before torch: sets OMP_WAIT_POLICY=passive. Measured on a shared 2-core machine: with OpenMP's
+# default spin-waiting, eigh on 2 threads stalls (0.2 s at M=64, 1.5 s at M=128, against 0.001 s
+# on 1 thread) whenever other processes hold the cores.
+import experiments  # noqa: F401
 
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+# isort: on
+import torch
+from torch import Tensor, nn
 
 from deepmi.estimators import build_objective, median_bandwidth, rbf_gram, ssge_score
 

@@ -13,16 +13,13 @@ shows the same image. One row per checkpoint: left image, true disparity, predic
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from experiments.stereo_depth import StereoDepthModule, save_disparity_comparison  # noqa: E402
+from experiments.tasks.stereo_depth import StereoDepthModule, save_disparity_comparison
 
 
 def _labelled(spec: str) -> tuple[str, Path]:

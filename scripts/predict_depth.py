@@ -14,16 +14,14 @@ e.g. KITTI's 721.5 px x 0.54 m = 389.6), depth.png and depth.npy (metres).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from experiments.stereo_depth import StereoDepthModule, warp_right_to_left  # noqa: E402
+from deepmi.models.warp import warp_right_to_left
+from experiments.tasks.stereo_depth import StereoDepthModule
 
 
 def read_grey(path: Path) -> torch.Tensor:

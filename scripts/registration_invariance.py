@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from kornia.geometry import ImageRegistrator
 from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
 
+from deepmi.losses import LOSSES
+from deepmi.losses.registry import loss_arguments
 from deepmi.registration import MaskedImageRegistrator, RegistrationLoss
 
 ANGLE_DEG = 12.0
@@ -40,8 +42,8 @@ TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "inverted (1 - I)": lambda im: 1 - im,
     "gamma (I^3)": lambda im: im**3,
 }
-PIXEL_LOSSES = ("l1", "l2", "ssim", "ssim_l2")
-HISTOGRAM_LOSSES = ("mi", "lmi")
+# every registered image loss; the histogram ones are those that take a number of bins
+HISTOGRAM_LOSSES = tuple(name for name in LOSSES if "bins" in loss_arguments(name))
 LOST = "lost"  # the estimate moved the source off the frame: no pixel left to compare
 LOSS_LABELS = {"l1": "L1", "l2": "L2", "ssim": "SSIM", "ssim_l2": "SSIM + L2", "mi": "L_MI", "lmi": "L_LMI"}
 
@@ -133,8 +135,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--losses",
         nargs="+",
-        default=[*PIXEL_LOSSES, *HISTOGRAM_LOSSES],
-        choices=[*PIXEL_LOSSES, *HISTOGRAM_LOSSES],
+        default=list(LOSSES),
+        choices=list(LOSSES),
         help="losses to compare (default: all)",
     )
     p.add_argument(

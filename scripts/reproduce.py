@@ -23,11 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from experiments.tables import FIGURES, TABLES, Sweep  # noqa: E402
-from scripts.make_tables import write_table, write_toy_table  # noqa: E402
+from experiments import REPO_ROOT as REPO
+from experiments.reporting.render import write_table, write_toy_table
+from experiments.reporting.results import load_runs
+from experiments.reporting.tables import FIGURES, TABLES, Sweep
 
 TARGETS = [*TABLES, *FIGURES]
 SCALES = ("smoke", "cpu", "paper")
@@ -96,8 +95,6 @@ def reproduce(target: str, args: argparse.Namespace) -> None:
         return
     out_dir = args.runs_dir / args.scale / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
-    from experiments.results import load_runs
-
     for sweep in sweeps_for(target):  # each cell's example panel, named by experiment and cell
         for panel in (args.runs_dir / args.scale / sweep.experiment).glob("*/examples.png"):
             figures = out_dir / "figures"

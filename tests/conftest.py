@@ -8,11 +8,12 @@ import socket
 import tempfile
 from pathlib import Path
 
-# before torch loads: busy-waiting OpenMP threads stall small eigh calls on a shared 2-core machine
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# isort: off
+import experiments  # noqa: F401  (before torch: sets OMP_WAIT_POLICY, see experiments/__init__.py)
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+# isort: on
+import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real datasets, when a test may use them: $DEEPMI_DATA (CI sets it when a copy exists), else none.

@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from experiments.config_checks import CONFIG_DIR
+from experiments import CONFIG_DIR
 
 
 def compose_config(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:

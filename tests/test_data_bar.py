@@ -109,3 +109,18 @@ def test_paper_size_generation_is_fast():
     pairs = generate_bar_pairs(1500, progress=False)
     assert time.perf_counter() - start < 30
     assert pairs["target"].shape == (1500, 192, 640)
+
+
+def test_preview_draws_one_row_per_sample_with_its_parameters(tmp_path):
+    import matplotlib.image
+
+    from deepmi.data.preview import save_grid, save_preview
+
+    dataset = BarAlignmentDataset(tmp_path, "test", n_train=4, n_test=3, progress=False, **SMALL)
+    path = save_preview(dataset, tmp_path / "preview.png", n=2)
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert height > width * 0.5, "two rows of two panels"
+    columns = {"image": torch.rand(2, 1, 8, 12), "pred_depth": torch.rand(2, 1, 8, 12) * 80}
+    assert save_grid(tmp_path / "grid.png", columns, title="t").stat().st_size > 1000
+    with pytest.raises(ValueError, match="Nothing to preview"):
+        save_preview(dataset, tmp_path / "x.png", indices=[])

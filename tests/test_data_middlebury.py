@@ -22,8 +22,8 @@ from deepmi.data.middlebury import (
     load_motorcycle,
 )
 from deepmi.metrics.depth import depth_metrics, disparity_metrics, split_depth_median
-from experiments.stereo_depth import warp_right_to_left
-from experiments.train import run
+from deepmi.models.warp import warp_right_to_left
+from experiments.runner.train import run
 from tests.helpers import compose_config
 
 SMOKE = ["debug=smoke", "logger=none", "trainer.enable_progress_bar=false"]

@@ -4,7 +4,6 @@ mask, exact disparity rebuild from the cache, and a hand-made two-layer scene.""
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from deepmi.data.synthetic_stereo import (
     KITTI_BASELINE,
@@ -15,17 +14,14 @@ from deepmi.data.synthetic_stereo import (
     kitti_focal,
     planes_to_disparity,
 )
+from deepmi.models.warp import warp_right_to_left as warp
 
 H, W = 48, 160
 
 
 def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
-    """Sample the right image at (u - d, v) for every left pixel (bilinear)."""
-    batch, _, height, width = right.shape
-    u = torch.arange(width, dtype=torch.float32).view(1, 1, width) - disparity[:, 0]
-    v = torch.arange(height, dtype=torch.float32).view(1, height, 1).expand_as(u)
-    grid = torch.stack([2 * u / (width - 1) - 1, 2 * v / (height - 1) - 1], dim=-1)
-    return F.grid_sample(right, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    """The library's stereo warp (Exp3's), reading the edge pixel outside the image."""
+    return warp(right, disparity, padding_mode="border")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.base import TaskModule
+from experiments.tasks.base import TaskModule
 from tests.conftest import REPO_ROOT
 
 SMOKE = ["debug=smoke", "logger=none", "trainer.enable_progress_bar=false"]
@@ -65,7 +65,7 @@ def test_cpu_ddp_resumes_on_every_rank_from_rank_0s_epoch_checkpoint(tmp_path: P
 
 
 def test_ddp_with_sync_batchnorm_on_cpu_names_the_fix(tmp_path: Path) -> None:
-    from experiments.train import run
+    from experiments.runner.train import run
     from tests.helpers import compose_config
 
     cfg = compose_config([*SMOKE, "trainer=ddp", "trainer.accelerator=cpu"], tmp_path, tmp_path / "data")
@@ -78,8 +78,8 @@ def test_a_checkpoint_reloads_in_a_notebook_and_evaluates_like_the_run(
 ) -> None:
     import torch
 
-    from experiments.bar_alignment import BarAlignmentModule
-    from experiments.train import run
+    from experiments.runner.train import run
+    from experiments.tasks.bar_alignment import BarAlignmentModule
     from tests.helpers import compose_config
 
     record = run(compose_config([*SMOKE, "loss=l1"], tmp_path / "run", data_root))
@@ -93,7 +93,7 @@ def test_a_checkpoint_reloads_in_a_notebook_and_evaluates_like_the_run(
     )
     assert evaluated["status"] == "evaluated"
     assert evaluated["metrics"] == record["metrics"]
-    from experiments.bottleneck import BottleneckModule
+    from experiments.tasks.bottleneck import BottleneckModule
 
     with pytest.raises(TypeError, match="holds a BarAlignmentModule"):
         BottleneckModule.load_from_checkpoint(ckpt)
@@ -105,7 +105,7 @@ def test_predict_depth_from_image_files_with_an_exp3_checkpoint(tmp_path: Path, 
     import imageio.v3 as iio
     import numpy as np
 
-    from experiments.train import run
+    from experiments.runner.train import run
     from scripts.predict_depth import main as predict_depth
     from tests.helpers import compose_config
 

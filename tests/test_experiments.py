@@ -10,8 +10,8 @@ import pytest
 
 from deepmi.data.errors import DatasetNotFoundError
 from deepmi.data.fixtures import write_kitti_raw_fixture
-from experiments.config_checks import CONFIG_DIR
-from experiments.train import run
+from experiments import CONFIG_DIR
+from experiments.runner.train import run
 from tests.helpers import compose_config
 
 SMOKE = ["debug=smoke", "logger=none", "trainer.enable_progress_bar=false"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from experiments.mige_toy import CSV_COLUMNS, ESTIMATORS, TINY_CONFIG, MIGEToyTask
+from experiments.tasks.mige_toy import CSV_COLUMNS, ESTIMATORS, TINY_CONFIG, MIGEToyTask
 
 
 @pytest.fixture(scope="module")

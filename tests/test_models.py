@@ -10,13 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepmi.models.dcgan import (
-    DCGANEncoder,
-    DCGANFeatures,
-    GlobalDIMCritic,
-    LocalDIMCritic,
-    PriorDiscriminator,
-)
+from deepmi.models.dcgan import DCGANEncoder, DCGANFeatures
 from deepmi.models.disparity import DisparityNet
 from deepmi.models.ib_mlp import GaussianMLPEncoder, SoftmaxDecoder
 from deepmi.models.stn_regressor import STNRegressor
@@ -37,7 +31,6 @@ MODELS = {
     "dcgan": (DCGANEncoder, lambda: torch.rand(3, 3, 32, 32), lambda out: out.y.pow(2).sum()),
     "gaussian_mlp": (GaussianMLPEncoder, lambda: torch.rand(3, 784), lambda out: out[0].pow(2).sum()),
     "softmax_decoder": (SoftmaxDecoder, lambda: torch.randn(3, 256), lambda out: out.logsumexp(1).sum()),
-    "prior_d": (PriorDiscriminator, lambda: torch.randn(3, 64), lambda out: out.sum()),
 }
 
 
@@ -235,7 +228,7 @@ def test_disparity_rejects_bad_arguments() -> None:
         DisparityNet(max_disparity=-0.1)
 
 
-# ---------------------------------------------------------------- DCGAN encoder and DIM critics
+# ---------------------------------------------------------------- DCGAN encoder
 
 
 def test_dcgan_feature_shapes_at_32() -> None:
@@ -267,61 +260,6 @@ def test_dcgan_other_sizes_and_errors() -> None:
         DCGANEncoder()(torch.rand(2, 3, 28, 28))
     with pytest.raises(ValueError, match="image_size"):
         DCGANEncoder(image_size=4)
-
-
-def test_global_critic_entries_score_pairs() -> None:
-    torch.manual_seed(0)
-    critic = GlobalDIMCritic(feature_channels=8, feature_size=4, latent_dim=5, hidden_dim=16, embed_dim=12)
-    f, y = torch.randn(4, 8, 4, 4), torch.randn(4, 5)
-    scores = critic(f, y)
-    assert scores.shape == (4, 4)
-    for i, j in [(0, 0), (1, 3), (3, 1), (2, 2)]:
-        torch.testing.assert_close(scores[i, j], critic(f[i : i + 1], y[j : j + 1])[0, 0])
-    # rows follow the features, columns follow y
-    perm = torch.tensor([2, 0, 3, 1])
-    torch.testing.assert_close(critic(f[perm], y), scores[perm])
-    torch.testing.assert_close(critic(f, y[perm]), scores[:, perm])
-
-
-def test_local_critic_entries_score_pairs_per_location() -> None:
-    torch.manual_seed(0)
-    kwargs = {"feature_channels": 6, "latent_dim": 5, "hidden_dim": 16, "embed_dim": 12}
-    full = LocalDIMCritic(reduction="none", **kwargs)
-    mean = LocalDIMCritic(reduction="mean", **kwargs)
-    mean.load_state_dict(full.state_dict())
-    f, y = torch.randn(3, 6, 4, 5), torch.randn(3, 5)
-    scores = full(f, y)
-    assert scores.shape == (3, 3, 20)
-    torch.testing.assert_close(mean(f, y), scores.mean(2))
-    # independent reference: embed one location of one image, dot with one y
-    loc = (2, 3)
-    phi = full.phi(f[1:2, :, loc[0] : loc[0] + 1, loc[1] : loc[1] + 1]).flatten()
-    psi = full.psi(y[2:3]).flatten()
-    torch.testing.assert_close(scores[1, 2, loc[0] * 5 + loc[1]], phi @ psi)
-
-
-def test_critics_on_encoder_features_and_errors() -> None:
-    torch.manual_seed(0)
-    feats = DCGANEncoder()(torch.rand(3, 3, 32, 32))
-    assert GlobalDIMCritic()(feats.conv, feats.y).shape == (3, 3)
-    assert LocalDIMCritic()(feats.local, feats.y).shape == (3, 3)
-    with pytest.raises(ValueError, match="features"):
-        GlobalDIMCritic()(feats.local, feats.y)
-    with pytest.raises(ValueError, match="batch size"):
-        GlobalDIMCritic()(feats.conv, feats.y[:2])
-    with pytest.raises(ValueError, match="y must"):
-        LocalDIMCritic()(feats.local, feats.fc)
-    with pytest.raises(ValueError, match="reduction"):
-        LocalDIMCritic(reduction="sum")
-
-
-def test_prior_discriminator_logits() -> None:
-    torch.manual_seed(0)
-    d = PriorDiscriminator(latent_dim=64)
-    assert d(torch.randn(5, 64)).shape == (5,)
-    assert n_params(d) == 64 * 1000 + 1000 + 1000 * 200 + 200 + 200 + 1
-    with pytest.raises(ValueError, match="y must"):
-        d(torch.randn(5, 32))
 
 
 # ---------------------------------------------------------------- Information Bottleneck MLPs
@@ -391,7 +329,6 @@ def test_constructors_accept_lists_like_hydra() -> None:
     DisparityNet(widths=[4, 8])
     DCGANEncoder(conv_widths=[8, 16, 32])
     GaussianMLPEncoder(hidden=[16, 16])
-    PriorDiscriminator(hidden=[10])
 
 
 def _bar_pairs(n: int, height: int, width: int, tmp_path: Path) -> dict[str, torch.Tensor]:

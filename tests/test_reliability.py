@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments.checkpointing import AtomicLastCheckpoint
-from experiments.fingerprint import differences, fingerprint, result_config
-from experiments.train import run
+from experiments.runner.checkpointing import AtomicLastCheckpoint
+from experiments.runner.fingerprint import differences, fingerprint, result_config
+from experiments.runner.train import run
 from tests.conftest import REPO_ROOT
 from tests.helpers import compose_config
 

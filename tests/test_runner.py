@@ -13,8 +13,8 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-from experiments.tables import IMAGE_LOSSES
-from experiments.train import run
+from experiments.reporting.tables import IMAGE_LOSSES
+from experiments.runner.train import run
 from tests.conftest import REPO_ROOT
 from tests.helpers import compose_config
 
@@ -114,7 +114,7 @@ def test_cli_sweep_through_the_submitit_launcher(tmp_path: Path) -> None:
 def test_slurm_preset_composes(tmp_path: Path, data_root: Path) -> None:
     from hydra import compose, initialize_config_dir
 
-    from experiments.config_checks import CONFIG_DIR
+    from experiments import CONFIG_DIR
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
@@ -134,7 +134,8 @@ def test_readme_main_job_learns_well_below_the_trivial_baseline(tmp_path: Path, 
 
 
 def test_debug_scales_never_run_an_experiment_silently_at_paper_size(tmp_path: Path, data_root: Path) -> None:
-    from experiments.config_checks import CONFIG_DIR, check_config
+    from experiments import CONFIG_DIR
+    from experiments.runner.config_checks import check_config
 
     experiments = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
     for debug in sorted(p.stem for p in (CONFIG_DIR / "debug").glob("*.yaml")):

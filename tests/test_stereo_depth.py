@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from deepmi.metrics.depth import depth_metrics, disparity_metrics, split_depth_median
-from experiments.stereo_depth import StereoDepthModule, save_disparity_panel
-from experiments.train import run
+from experiments.runner.train import run
+from experiments.tasks.stereo_depth import StereoDepthModule, save_disparity_panel
 from tests.helpers import compose_config
 
 SMOKE = ["debug=smoke", "logger=none", "trainer.enable_progress_bar=false"]

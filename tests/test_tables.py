@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiments.results import assemble, claims, load_runs, missing_cells, to_markdown
-from experiments.tables import TABLES
+from experiments.reporting.results import assemble, claims, load_runs, missing_cells, to_markdown
+from experiments.reporting.tables import TABLES
 from tests.conftest import REPO_ROOT
 
 
@@ -148,7 +148,7 @@ def test_reproduce_mige_fig1_smoke_writes_the_figure_and_its_table(tmp_path: Pat
 
 
 def test_baseline_rows_and_failed_runs_are_shown(tmp_path: Path) -> None:
-    from experiments.results import baseline_cells, load_unfinished
+    from experiments.reporting.results import baseline_cells, load_unfinished
 
     metrics = {"test/mae_tx": 2.0, "test/baseline_mae_tx": 24.0, "test/baseline_mae_theta": 19.0}
     _write_run(tmp_path / "lmi0", "exp1_bar", "lmi", 11, 0, metrics)
@@ -166,7 +166,7 @@ def test_baseline_rows_and_failed_runs_are_shown(tmp_path: Path) -> None:
 
 
 def test_results_md_is_what_make_tables_prints_from_the_committed_records() -> None:
-    from scripts.make_tables import update_results
+    from experiments.reporting.render import update_results
 
     stale = update_results(REPO_ROOT / "RESULTS.md", check=True)
     assert not stale, (
@@ -175,7 +175,7 @@ def test_results_md_is_what_make_tables_prints_from_the_committed_records() -> N
 
 
 def test_results_blocks_regenerate_from_records(tmp_path: Path) -> None:
-    from scripts.make_tables import render_block, update_results
+    from experiments.reporting.render import render_block, update_results
 
     records = tmp_path / "runs"
     _write_run(records / "paper" / "exp1_bar" / "lmi0", "exp1_bar", "lmi", 11, 0, {"test/mae_tx": 1.5})
@@ -224,7 +224,7 @@ def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:
 def test_depth_table_reports_every_standard_metric_and_names_the_real_pair_dataset(tmp_path: Path) -> None:
     """Exp3's depth table: the paper's MAE beside abs rel ... bad-3, each best picked in its own
     direction (delta higher is better, errors lower), and the fill command keeps a non-default dataset."""
-    from experiments.tables import DEPTH_COLUMNS
+    from experiments.reporting.tables import DEPTH_COLUMNS
 
     higher = {"test/delta1", "test/delta2", "test/delta3"}
     for seed in (0, 1):

@@ -16,7 +16,7 @@ from .mige import (
 from .objective import MIObjective
 from .prior_matching import PriorMatching, prior_matching_losses
 from .projection import projection_matrix, random_projection
-from .registry import OBJECTIVES, build_objective
+from .registry import OBJECTIVES, build_objective, objective_names
 from .ssge import median_bandwidth, rbf_gram, ssge_score
 from .vib import gaussian_kl_to_standard_normal
 
@@ -46,6 +46,7 @@ __all__ = [
     "mige_stochastic_mi_surrogate",
     "mlp",
     "nwj_bound",
+    "objective_names",
     "prior_matching_losses",
     "projection_matrix",
     "random_projection",

@@ -17,7 +17,7 @@ from .bottleneck_objectives import MIGEIBObjective, MINEIBObjective, VIBObjectiv
 from .infomax_objectives import CriticInfoMaxObjective, MIGEInfoMaxObjective
 from .objective import MIObjective
 
-__all__ = ["OBJECTIVES", "build_objective"]
+__all__ = ["OBJECTIVES", "build_objective", "objective_names"]
 
 OBJECTIVES: dict[str, Callable[..., MIObjective]] = {
     "jsd": functools.partial(CriticInfoMaxObjective, bound="jsd", prior_matching=False),
@@ -44,3 +44,9 @@ def build_objective(name: str, **kwargs: Any) -> MIObjective:
     if clash:
         raise ValueError(f"objective {name!r} fixes {sorted(clash)}; pick another name instead of overriding")
     return factory(**kwargs)
+
+
+def objective_names(family: str) -> tuple[str, ...]:
+    """Registered names whose objective class has ``family`` ("infomax" or "bottleneck"), in order."""
+    classes = {name: getattr(factory, "func", factory) for name, factory in OBJECTIVES.items()}
+    return tuple(name for name, cls in classes.items() if cls.family == family)

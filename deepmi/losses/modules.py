@@ -19,6 +19,10 @@ REDUCTIONS = ("mean", "sum", "none")
 class _PairLoss(nn.Module):
     """Base: subclasses give per-sample losses ``(B,)``; ``reduction`` is "mean", "sum" or "none"."""
 
+    # what an experiment trains with it (read by the runner's loss check): a loss between a
+    # prediction and a target image; MI objectives (deepmi.estimators) say "infomax"/"bottleneck"
+    family = "image"
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in REDUCTIONS:

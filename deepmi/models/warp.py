@@ -1,4 +1,5 @@
-"""Differentiable 2-DoF rigid warp (horizontal shift + in-plane rotation) for DeepMI Exp1 (Sec. 5.1).
+"""Differentiable warps: the 2-DoF rigid warp of DeepMI Exp1 (Sec. 5.1) and the stereo warp of Exp3
+(Sec. 5.3, :func:`warp_right_to_left`).
 
 Convention, shared with :mod:`deepmi.data.bar` which renders the targets analytically:
 
@@ -83,3 +84,20 @@ def rigid_warp(images: Tensor, tx: Tensor, theta: Tensor, mode: str = "bilinear"
     affine = torch.stack([row0, row1], dim=-2)
     grid = F.affine_grid(affine, list(images.shape), align_corners=True)
     return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=True)
+
+
+def warp_right_to_left(right: Tensor, disparity_px: Tensor, padding_mode: str = "zeros") -> Tensor:
+    """Sample the right image at u - d: where a left pixel's scene point appears on the right.
+
+    Rectified pair: a point at left column u is at right column u - d, d >= 0 (in pixels).
+    ``right`` (B, C, H, W), ``disparity_px`` (B, 1, H, W). Bilinear and differentiable in d;
+    outside the image reads zeros (``padding_mode="border"``: the nearest edge pixel).
+    """
+    batch, _, height, width = right.shape
+    xs = torch.arange(width, device=right.device, dtype=right.dtype).view(1, 1, width)
+    ys = torch.arange(height, device=right.device, dtype=right.dtype).view(1, height, 1)
+    x_src = xs - disparity_px[:, 0]
+    grid = torch.stack(
+        [2 * x_src / (width - 1) - 1, (2 * ys / (height - 1) - 1).expand(batch, height, width)], dim=-1
+    )
+    return F.grid_sample(right, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)

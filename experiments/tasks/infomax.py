@@ -8,7 +8,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from deepmi.estimators.infomax_objectives import MIGEInfoMaxObjective
-from experiments.base import OptimizerFactory, TaskModule
+from experiments.tasks.base import LossFactory, OptimizerFactory, TaskModule
 
 PROBE_LEVELS = ("conv", "fc", "y")
 
@@ -50,7 +50,6 @@ class InfoMaxModule(TaskModule):
         self,
         *args,
         probe_optimizer: OptimizerFactory,
-        adversary_optimizer: OptimizerFactory | None = None,
         encoder_epochs: int = 1,
         n_classes: int = 10,
         probe_hidden: int = 200,
@@ -62,20 +61,22 @@ class InfoMaxModule(TaskModule):
         self.automatic_optimization = False
         self.encoder_epochs = encoder_epochs
         self.probe_optimizer_factory = probe_optimizer
-        self.adversary_optimizer_factory = adversary_optimizer or self.optimizer_factory
         features = feature_dims(self.model)
         self.probes = nn.ModuleDict({k: probe(features[k], n_classes, probe_hidden) for k in PROBE_LEVELS})
         self.accuracies = nn.ModuleDict(
             {k: MulticlassAccuracy(num_classes=n_classes, average="micro") for k in PROBE_LEVELS}
         )
 
+    def size_loss(self, factory: LossFactory) -> nn.Module:
+        """A critic objective reads the last conv map as x: its size comes from the encoder."""
+        return factory(x_dim=feature_dims(self.model)["conv"])
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        main = self.optimizer_factory([*self.model.parameters(), *self.loss.main_parameters()])
-        probes = self.probe_optimizer_factory(self.probes.parameters())
-        optimizers = [main, probes]
-        if self.loss.adversary_parameters():
-            optimizers.append(self.adversary_optimizer_factory(self.loss.adversary_parameters()))
-        return optimizers
+        return self.name_optimizers(
+            main=self.optimizer_factory([*self.model.parameters(), *self.loss.main_parameters()]),
+            probes=self.probe_optimizer_factory(self.probes.parameters()),
+            adversary=self.adversary_optimizer(),
+        )
 
     def mi_input(self, images: torch.Tensor, conv: torch.Tensor) -> torch.Tensor:
         return images.flatten(1) if isinstance(self.loss, MIGEInfoMaxObjective) else conv.flatten(1)
@@ -88,17 +89,13 @@ class InfoMaxModule(TaskModule):
             self._probe_step(images, labels)
 
     def _encoder_step(self, images: torch.Tensor) -> None:
-        optimizers = self.optimizers()
-        main, adversary = optimizers[0], optimizers[2] if len(optimizers) > 2 else None
+        main = self.optimizer("main")
         features = self.model(images)
         out = self.loss(self.mi_input(images, features.conv), features.y)
         main.zero_grad()
         self.manual_backward(out["loss"])
         main.step()
-        if adversary is not None:
-            adversary.zero_grad()  # "loss" reached the adversary too; only its own loss counts
-            self.manual_backward(out["adversary_loss"])
-            adversary.step()
+        self.adversary_step(out)
         self.log("train/objective", out["loss"].detach(), prog_bar=True)
         for key in ("mi", "pm_encoder"):
             if key in out:
@@ -111,7 +108,7 @@ class InfoMaxModule(TaskModule):
         return {k: getattr(features, k).flatten(1) for k in PROBE_LEVELS}
 
     def _probe_step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        optimizer = self.optimizers()[1]
+        optimizer = self.optimizer("probes")
         features = self._features(images)
         losses = {k: F.cross_entropy(self.probes[k](features[k]), labels) for k in PROBE_LEVELS}
         optimizer.zero_grad()

@@ -12,10 +12,10 @@ from typing import Any
 
 import yaml
 
-from experiments.config_checks import CONFIG_DIR
-from experiments.tables import BASELINES, Column, Table
+from experiments import CONFIG_DIR
+from experiments.reporting.tables import BASELINES, Column, Table
 
-PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "scripts" / "paper_numbers.yaml"
+PAPER_NUMBERS = Path(__file__).resolve().with_name("paper_numbers.yaml")
 
 
 def _records(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -6,7 +6,7 @@ import torch
 from torchmetrics import MeanAbsoluteError
 
 from deepmi.models.warp import rigid_warp
-from experiments.base import TaskModule
+from experiments.tasks.base import TaskModule
 
 
 class BarAlignmentModule(TaskModule):

@@ -11,7 +11,7 @@ import torch
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised from inside ``fit``; ``experiments.train`` records the run as ``diverged``."""
+    """Raised from inside ``fit``; ``experiments.runner.train`` records the run as ``diverged``."""
 
     def __init__(self, step: int, key: str, value: float) -> None:
         self.step, self.key, self.value = step, key, value

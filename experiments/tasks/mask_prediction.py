@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchmetrics.classification import BinaryJaccardIndex
 
-from experiments.base import TaskModule
+from experiments.tasks.base import TaskModule
 
 # Table 1's IoU columns
 THRESHOLDS = (0.05, 0.10, 0.20, 0.40, 0.50)

@@ -4,42 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.checkpointing import LAST, AtomicLastCheckpoint
-from experiments.config_checks import check_config
-from experiments.curves import CURVE_FILE, TestCurve
-from experiments.divergence import StopOnNonFiniteLoss, TrainingDiverged
-from experiments.fingerprint import differences, fingerprint, result_config
+from experiments.runner.checkpointing import LAST, AtomicLastCheckpoint
+from experiments.runner.config_checks import check_config
+from experiments.runner.curves import CURVE_FILE, TestCurve
+from experiments.runner.divergence import StopOnNonFiniteLoss, TrainingDiverged
+from experiments.runner.environment import environment_info
+from experiments.runner.fingerprint import differences, fingerprint, result_config
+from experiments.runner.losses import build_loss
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
-
-
-def build_loss(loss_cfg: DictConfig | None) -> torch.nn.Module | None:
-    """configs/loss/*.yaml -> module: image losses from deepmi.losses, MI objectives from estimators."""
-    if loss_cfg is None:
-        return None
-    kwargs = OmegaConf.to_container(loss_cfg, resolve=True)
-    name, family = kwargs.pop("name"), kwargs.pop("family")
-    if family == "image":
-        from deepmi.losses import build_loss as build
-    else:
-        from deepmi.estimators import build_objective as build
-    return build(name, **kwargs)
 
 
 def build_module(cfg: DictConfig) -> Any:
@@ -69,46 +54,6 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
             logger_cfg = OmegaConf.merge(logger_cfg, {"name": run_name(cfg)})
         loggers.append(instantiate(logger_cfg))
     return loggers
-
-
-def device_name() -> str:
-    """The GPU's name, or the CPU model and core count (what a results table should state)."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {model} ({os.cpu_count()} cores)"
-
-
-def environment_info() -> dict[str, Any]:
-    import deepmi
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "deepmi": deepmi.__version__,
-        "git_commit": commit,
-        "device": device_name(),
-        "cuda": torch.cuda.is_available(),
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def describe_run(cfg: DictConfig) -> dict[str, Any]:

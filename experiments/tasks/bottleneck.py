@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import warnings
 import zlib
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from experiments.base import OptimizerFactory, TaskModule
+from experiments.tasks.base import TaskModule
 
 
 def _item_noise(item: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -32,7 +33,6 @@ class BottleneckModule(TaskModule):
         self,
         *args,
         decoder: nn.Module,
-        adversary_optimizer: OptimizerFactory | None = None,
         train_samples: int = 1,
         eval_samples: int = 12,
         n_classes: int = 10,
@@ -43,7 +43,6 @@ class BottleneckModule(TaskModule):
             raise ValueError("train_samples and eval_samples must be >= 1")
         self.automatic_optimization = False
         self.decoder = decoder
-        self.adversary_optimizer_factory = adversary_optimizer or self.optimizer_factory
         # MIGE-IB's SSGE of q(z|x) needs several draws per input; the objective says how many
         self.train_samples = max(train_samples, getattr(self.loss, "samples_per_input", 1))
         self.eval_samples = eval_samples
@@ -51,13 +50,11 @@ class BottleneckModule(TaskModule):
         self.baseline_accuracy = MulticlassAccuracy(num_classes=n_classes, average="micro")
         self.majority_class = 0
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> Any:
         main = self.optimizer_factory(
             [*self.model.parameters(), *self.decoder.parameters(), *self.loss.main_parameters()]
         )
-        optimizers = [main]
-        if self.loss.adversary_parameters():
-            optimizers.append(self.adversary_optimizer_factory(self.loss.adversary_parameters()))
+        optimizers = self.name_optimizers(main=main, adversary=self.adversary_optimizer())
         if self.scheduler_factory is None:
             return optimizers
         return optimizers, [self.scheduler_factory(main)]
@@ -86,15 +83,11 @@ class BottleneckModule(TaskModule):
         logits = self.decoder(z)
         cross_entropy = F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(self.train_samples))
         out = self.loss(x, z, mu=mu, std=std)
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        optimizers[0].zero_grad()
+        main = self.optimizer("main")
+        main.zero_grad()
         self.manual_backward(cross_entropy + out["loss"])
-        optimizers[0].step()
-        if len(optimizers) > 1:
-            optimizers[1].zero_grad()
-            self.manual_backward(out["adversary_loss"])
-            optimizers[1].step()
+        main.step()
+        self.adversary_step(out)
         self.log("train/cross_entropy", cross_entropy.detach(), prog_bar=True)
         self.log("train/mi_term", out["loss"].detach())
         for key in ("mi", "kl"):
@@ -122,7 +115,7 @@ class BottleneckModule(TaskModule):
         return int((predictions != labels).sum()), len(labels)
 
     def curve_metrics(self, loader) -> dict[str, float]:
-        """Test error (%) over a loader, for experiments.curves.TestCurve."""
+        """Test error (%) over a loader, for experiments.runner.curves.TestCurve."""
         wrong = total = 0
         for images, labels in loader:
             w, n = self.test_error_pct(images.to(self.device), labels.to(self.device))

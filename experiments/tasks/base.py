@@ -14,13 +14,16 @@ from torch import nn
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+LossFactory = Callable[..., nn.Module]
 
 
 class TaskModule(L.LightningModule):
     """A network trained under a loss, with the optimizer and schedule given as Hydra partials.
 
     ``optimizer(params)`` builds the optimizer; ``scheduler(optimizer, total_steps=...)`` builds a
-    per-step schedule. The loss's own parameters (e.g. a MINE critic) are optimised too.
+    per-step schedule. The loss's own parameters (e.g. a MINE critic) are optimised too. ``loss``
+    may be a factory (a ``_partial_: true`` loss config) that the task completes with sizes only
+    it knows, in :meth:`size_loss`.
     Checkpoints carry the RNG states so that a resumed run draws the same random numbers
     (dropout, sampling, random projections) as one that went straight through.
     """
@@ -28,15 +31,59 @@ class TaskModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        loss: nn.Module,
+        loss: nn.Module | LossFactory,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
+        adversary_optimizer: OptimizerFactory | None = None,
     ) -> None:
         super().__init__()
         self.model = model
-        self.loss = loss
+        self.loss = loss if isinstance(loss, nn.Module) else self.size_loss(loss)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        # for objectives with their own adversary (a MINE statistics network, a DIM critic)
+        self.adversary_optimizer_factory = adversary_optimizer or optimizer
+        self.optimizer_names: tuple[str, ...] = ()
+
+    def size_loss(self, factory: LossFactory) -> nn.Module:
+        """Build a loss whose config left sizes to the task (``_partial_: true``); see InfoMaxModule."""
+        raise ValueError(
+            f"{type(self).__name__} takes a complete loss, but the loss config has _partial_: true; "
+            "drop _partial_ and give every constructor argument in the loss YAML"
+        )
+
+    def name_optimizers(self, **optimizers: torch.optim.Optimizer | None) -> list[torch.optim.Optimizer]:
+        """The optimizers in the order given (None skipped), remembered by name for :meth:`optimizer`.
+
+        The order is what checkpoints store optimizer states by: keep it when adding one.
+        """
+        kept = {name: optimizer for name, optimizer in optimizers.items() if optimizer is not None}
+        self.optimizer_names = tuple(kept)
+        return list(kept.values())
+
+    def optimizer(self, name: str) -> Any:
+        """The (Lightning-wrapped) optimizer named in configure_optimizers, or None if there is none."""
+        if name not in self.optimizer_names:
+            return None
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return optimizers[self.optimizer_names.index(name)]
+
+    def adversary_optimizer(self) -> torch.optim.Optimizer | None:
+        """An optimizer for the loss's adversary parameters, if the loss has any (manual optimization)."""
+        parameters = (
+            list(self.loss.adversary_parameters()) if hasattr(self.loss, "adversary_parameters") else []
+        )
+        return self.adversary_optimizer_factory(parameters) if parameters else None
+
+    def adversary_step(self, out: dict[str, torch.Tensor]) -> None:
+        """One step of the adversary on its own loss, after the main step (no-op without one)."""
+        optimizer = self.optimizer("adversary")
+        if optimizer is None:
+            return
+        optimizer.zero_grad()  # the main loss reached the adversary too; only its own loss counts
+        self.manual_backward(out["adversary_loss"])
+        optimizer.step()
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
@@ -55,16 +102,16 @@ class TaskModule(L.LightningModule):
 
     def on_test_end(self) -> None:
         if self.examples and self.trainer.is_global_zero and not self.trainer.fast_dev_run:
-            from experiments.panels import save_panel
+            from deepmi.data.preview import save_grid
 
             path = Path(self.trainer.default_root_dir) / "examples.png"
-            save_panel(path, self.examples, title=f"{type(self).__name__}: first test examples")
+            save_grid(path, self.examples, title=f"{type(self).__name__}: first test examples")
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any):
         """Rebuild the module a checkpoint of ``run.py`` was trained as, with its weights (notebooks).
 
-        ``experiments.train`` stores the run's resolved config in the checkpoint's hyper-parameters;
+        ``experiments.runner.train`` stores the run's resolved config in the checkpoint's hyper-parameters;
         model, loss and module are instantiated from it, so no constructor arguments are needed.
         """
         checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=False)
@@ -73,8 +120,10 @@ class TaskModule(L.LightningModule):
             return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
         from omegaconf import OmegaConf
 
-        from experiments.train import build_module
+        from experiments.runner.legacy import upgrade_config
+        from experiments.runner.train import build_module
 
+        config = upgrade_config(config)  # a checkpoint written before a layout change
         module = build_module(OmegaConf.create(config))
         if not isinstance(module, cls):
             raise TypeError(

@@ -11,7 +11,7 @@ import re
 import statistics
 from typing import Any
 
-from experiments.results import format_values
+from experiments.reporting.results import format_values
 
 ESTIMATORS = ("mine", "mine_f", "mige")
 METRIC = re.compile(r"^(grad_rmse|mi_rmse)/(\w+)/d(\d+)$")

@@ -21,17 +21,12 @@ import argparse
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-# On a shared machine OpenMP's spin-waiting stalls multi-threaded eigh (measured: 0.2 s instead of
-# 0.001 s at M=64 on 2 threads). Only effective when this module loads torch first (python -m ...).
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from deepmi.estimators import (

@@ -4,6 +4,7 @@ Resuming (``ckpt_path=last``) or skipping (``skip_if_finished=true``) a run fold
 when the folder's run had the same result-relevant config; otherwise an lmi checkpoint could be
 continued, or an lmi result relabelled, under ``loss=l2``. Keys that only say where files go or
 how progress is shown are left out, so moving data or changing the logger keeps the fingerprint.
+Configs written by older code are first read in today's layout (experiments.runner.legacy).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from experiments.runner.legacy import upgrade_config
 
 # Dotted keys (and everything below them) that never change what a run computes.
 IGNORED_KEYS = (
@@ -25,6 +28,8 @@ IGNORED_KEYS = (
     "ckpt_path",
     "skip_if_finished",
     "wandb_group",
+    # which loss families the experiment accepts: a check before the run, not an input to it
+    "loss_family",
     "test",
     "train",
     "trainer.default_root_dir",
@@ -56,7 +61,7 @@ def _ignored(key: str) -> bool:
 def result_config(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """The resolved config flattened to dotted keys, without the keys that cannot change a result."""
     container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-    container = {k: v for k, v in container.items() if k != "hydra"}
+    container = upgrade_config({k: v for k, v in container.items() if k != "hydra"})
     return {k: v for k, v in _flatten(container).items() if not _ignored(k)}
 
 

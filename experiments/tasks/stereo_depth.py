@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torchmetrics import Metric
 
 from deepmi.metrics.depth import (
@@ -25,25 +24,10 @@ from deepmi.metrics.depth import (
     disparity_metrics_from_sums,
     split_depth_median,
 )
-from experiments.base import TaskModule
+from deepmi.models.warp import warp_right_to_left
+from experiments.tasks.base import TaskModule
 
 log = logging.getLogger(__name__)
-
-
-def warp_right_to_left(right: torch.Tensor, disparity_px: torch.Tensor) -> torch.Tensor:
-    """Sample the right image at u - d: where a left pixel's scene point appears on the right.
-
-    Rectified pair: a point at left column u is at right column u - d, d >= 0 (in pixels).
-    Bilinear and differentiable in d; outside the image reads zeros.
-    """
-    batch, _, height, width = right.shape
-    xs = torch.arange(width, device=right.device, dtype=right.dtype).view(1, 1, width)
-    ys = torch.arange(height, device=right.device, dtype=right.dtype).view(1, height, 1)
-    x_src = xs - disparity_px[:, 0]
-    grid = torch.stack(
-        [2 * x_src / (width - 1) - 1, (2 * ys / (height - 1) - 1).expand(batch, height, width)], dim=-1
-    )
-    return F.grid_sample(right, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def disparity_smoothness(disparity: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

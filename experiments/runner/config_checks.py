@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-
-
-def losses_by_family(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
-    """Map each loss family (image, dim, ib) to the names of its configs/loss/*.yaml files."""
-    families: dict[str, list[str]] = {}
-    for path in sorted((config_dir / "loss").glob("*.yaml")):
-        family = OmegaConf.load(path).get("family", "image")
-        families.setdefault(family, []).append(path.stem)
-    return families
+from experiments import CONFIG_DIR
+from experiments.runner.losses import loss_family, losses_by_family
 
 
 def check_loss_fits(cfg: DictConfig) -> None:
@@ -31,7 +23,12 @@ def check_loss_fits(cfg: DictConfig) -> None:
         return
     if loss is None:
         raise ValueError(f"experiment '{cfg.experiment_name}' needs a loss: add loss=<name>")
-    if loss.get("family") != wanted:
+    if not loss.get("name"):
+        raise ValueError(
+            "the loss config has no name (its row in the results tables and its key in lr_by_loss); "
+            "add name: <the YAML file's name> to it"
+        )
+    if loss_family(loss) != wanted:
         valid = ", ".join(losses_by_family().get(wanted, []))
         raise ValueError(
             f"loss '{loss.name}' does not fit experiment '{cfg.experiment_name}' "

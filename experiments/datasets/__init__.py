@@ -1,0 +1,1 @@
+"""What the tasks read: the DataModule and the real-data splits (configs/dataset/*.yaml)."""

@@ -1,0 +1,1 @@
+"""Run records -> paper tables: which sweeps fill which cells, the assembled markdown/CSV."""

@@ -1,0 +1,1 @@
+"""One run: config checks, fit and test, checkpoints, records (metrics.json), fingerprints."""

@@ -1,0 +1,1 @@
+"""Lightning modules, one per paper experiment, on a shared ``TaskModule`` base."""
