@@ -116,6 +116,27 @@ def test_skip_if_finished_skips_only_the_same_config(tmp_path: Path, data_root: 
         run(compose_config([*SMOKE, "loss=l2", "skip_if_finished=true"], tmp_path, data_root))
 
 
+def test_a_fresh_machine_skips_runs_whose_record_is_committed(tmp_path: Path, data_root: Path) -> None:
+    """Only results/runs survives a machine change: a sweep continued there must not redo them."""
+    records = tmp_path / "records"
+    overrides = [*SMOKE, "loss=lmi", f"records_dir={records}"]
+    first = run(compose_config(overrides, tmp_path / "machine_a", data_root))
+    (kept,) = records.iterdir()
+    fresh = tmp_path / "machine_b"  # no run folder, no checkpoint: only the kept record
+    again = run(compose_config([*overrides, "skip_if_finished=true"], fresh, data_root))
+    assert again["wall_time_s"] == first["wall_time_s"] and again["metrics"] == first["metrics"]
+    assert not (fresh / "metrics.json").exists()  # nothing was trained
+    # a kept record of another config is refused, never taken for this run
+    record = json.loads((kept / "metrics.json").read_text())
+    record["config"]["trainer"]["max_epochs"] = 7
+    (kept / "metrics.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"(?s)cannot be skipped as finished.*max_epochs"):
+        run(compose_config([*overrides, "skip_if_finished=true"], tmp_path / "machine_c", data_root))
+    # without skip_if_finished the record is not consulted: the run trains
+    rerun = run(compose_config(overrides, tmp_path / "machine_d", data_root))
+    assert rerun["status"] == "finished" and (tmp_path / "machine_d" / "metrics.json").exists()
+
+
 def test_nan_loss_stops_the_run_and_is_recorded_as_diverged(tmp_path: Path, data_root: Path) -> None:
     overrides = [*SMOKE, "experiment=ib_mnist", "loss=mine_ib", "module.optimizer.lr=1e4"]
     record = run(compose_config(overrides, tmp_path, data_root))

@@ -145,6 +145,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("records_dir"):
             keep_record(cfg, output_dir, Path(cfg.records_dir))
         return previous
+    kept = _kept_record(cfg)
+    if kept is not None:
+        return kept
     if cfg.get("ckpt_path") == "last" and (output_dir / "checkpoints" / LAST).exists():
         check_same_run(cfg, _run_config(output_dir), output_dir, "resumed")
     if cfg.seed is not None:
@@ -206,6 +209,24 @@ def keep_record(cfg: DictConfig, output_dir: Path, records_dir: Path) -> Path:
             (target / path.name).write_bytes(path.read_bytes())
     log.info("record kept in %s", target)
     return target
+
+
+def _kept_record(cfg: DictConfig) -> dict[str, Any] | None:
+    """With skip_if_finished, the finished record of this run already kept in records_dir, if any.
+
+    A fresh machine has no run folders, only the records committed to the repository: without
+    this, continuing a sweep there would redo every finished run (hours for MNIST). A kept record
+    of another config is refused, as a run folder's is.
+    """
+    if not (cfg.get("skip_if_finished") and cfg.get("records_dir")):
+        return None
+    folder = Path(cfg.records_dir) / run_name(cfg)
+    kept = read_record(folder)
+    if kept is None or kept.get("status") != "finished":
+        return None
+    check_same_run(cfg, kept.get("config"), folder, "skipped as finished")
+    log.info("skipping: %s already holds this run's finished record", folder)
+    return kept
 
 
 def _run_config(output_dir: Path) -> dict[str, Any] | None:
