@@ -1,0 +1,97 @@
+"""The eager fast paths (fused L_LMI sweep, ...) against ``method="reference"`` in float64: values and
+gradients, on the edge cases the fused kernels special-case (centres, range ends, clamped values,
+chunk boundaries, which inputs need a gradient, repeated backward passes)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from deepmi.losses import lmi
+
+
+def mixed(shape, bins, value_range, seed, centre_share=0.4):
+    """Values exactly on bin centres (ends included), 1/6 of the rest outside the range."""
+    lo, hi = value_range
+    g = torch.Generator().manual_seed(seed)
+    anywhere = torch.rand(shape, generator=g, dtype=torch.float64) * 1.2 - 0.1
+    centre = torch.randint(0, bins, shape, generator=g).double() / (bins - 1)
+    return lo + (hi - lo) * torch.where(torch.rand(shape, generator=g) < centre_share, centre, anywhere)
+
+
+def lmi_fast_and_reference(bins, value_range=(0.0, 1.0)):
+    return (
+        lambda a, b: lmi(a, b, bins, value_range),
+        lambda a, b: lmi(a, b, bins, value_range, method="reference"),
+    )
+
+
+def values_and_grads(fn, x, y, upstream):
+    xg, yg = x.clone().requires_grad_(x.requires_grad), y.clone().requires_grad_(y.requires_grad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # some values lie outside value_range on purpose
+        out = fn(xg, yg)
+    wanted = [t for t in (xg, yg) if t.requires_grad]
+    return out, torch.autograd.grad((out * upstream).sum(), wanted) if wanted else ()
+
+
+def assert_matches_reference(fast, reference, x, y, atol=1e-12):
+    upstream = torch.linspace(-1.3, 2.0, x.shape[0], dtype=x.dtype)
+    got, grads_got = values_and_grads(fast, x, y, upstream)
+    want, grads_want = values_and_grads(reference, x, y, upstream)
+    torch.testing.assert_close(got, want, atol=atol, rtol=0)
+    for a, b in zip(grads_got, grads_want, strict=True):
+        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+
+
+LMI_CASES = [(2, (0.0, 1.0)), (5, (0.0, 1.0)), (9, (-2.0, 6.0)), (25, (0.0, 1.0)), (11, (0.0, 255.0))]
+
+
+@pytest.mark.parametrize("bins,value_range", LMI_CASES)
+@pytest.mark.parametrize("grads", ["both", "x", "y"])
+def test_fused_lmi_matches_reference(bins, value_range, grads):
+    x = mixed((3, 1, 7, 11), bins, value_range, seed=bins).requires_grad_(grads in ("both", "x"))
+    y = mixed((3, 1, 7, 11), bins, value_range, seed=bins + 1).requires_grad_(grads in ("both", "y"))
+    assert_matches_reference(*lmi_fast_and_reference(bins, value_range), x, y)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (1, 3), (2, 1, 17, 19), (5, 1, 1, 613)])
+def test_fused_lmi_odd_shapes_and_chunks(shape, monkeypatch):
+    # chunks of 256 columns: 613 pixels leave a partial last chunk
+    monkeypatch.setattr("deepmi.losses._kernels.CHUNK_ELEMENTS", 1)
+    x = mixed(shape, 7, (0.0, 1.0), seed=1).requires_grad_()
+    y = mixed(shape, 7, (0.0, 1.0), seed=2).requires_grad_()
+    assert_matches_reference(*lmi_fast_and_reference(7), x, y)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0, -3.0, 7.0, 0.3])
+def test_fused_lmi_constant_images(value):
+    x = torch.full((2, 1, 5, 6), value, dtype=torch.float64, requires_grad=True)
+    y = mixed((2, 1, 5, 6), 5, (0.0, 1.0), seed=3).requires_grad_()
+    for a, b in ((x, y), (y, x), (x, x.detach().clone().requires_grad_())):
+        assert_matches_reference(*lmi_fast_and_reference(5), a, b)
+
+
+def test_fused_lmi_float32_close_to_reference():
+    x = mixed((2, 1, 40, 50), 25, (0.0, 1.0), seed=4).float().requires_grad_()
+    y = mixed((2, 1, 40, 50), 25, (0.0, 1.0), seed=5).float().requires_grad_()
+    assert_matches_reference(*lmi_fast_and_reference(25), x, y, 1e-6)
+
+
+def test_fused_lmi_repeated_backward_and_no_grad():
+    # The forward pass keeps the slopes and the first backward hands them out (scaled in place);
+    # a second backward through the retained graph must recompute, not reuse them.
+    x = mixed((2, 30), 6, (0.0, 1.0), seed=6).requires_grad_()
+    y = mixed((2, 30), 6, (0.0, 1.0), seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = lmi(x, y, 6)
+        (first,) = torch.autograd.grad(out.sum(), x, retain_graph=True)
+        (second,) = torch.autograd.grad((2 * out).sum(), x)
+        (want,) = torch.autograd.grad(lmi(x, y, 6, method="reference").sum(), x)
+        with torch.no_grad():
+            torch.testing.assert_close(lmi(x, y, 6), out.detach(), atol=0, rtol=0)
+    torch.testing.assert_close(first, want, atol=1e-12, rtol=0)
+    torch.testing.assert_close(second, 2 * want, atol=1e-12, rtol=0)
