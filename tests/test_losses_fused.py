@@ -1,6 +1,9 @@
-"""The eager fast paths (fused L_LMI sweep, ...) against ``method="reference"`` in float64: values and
-gradients, on the edge cases the fused kernels special-case (centres, range ends, clamped values,
-chunk boundaries, which inputs need a gradient, repeated backward passes)."""
+"""The eager fast paths (fused L_LMI sweep, truncated Parzen window) against the reference.
+
+``method="reference"`` in float64, values and gradients, on the edge cases the fast kernels
+special-case: centres, range ends, clamped values, chunk boundaries, which inputs need a gradient,
+repeated backward passes, windows narrower than or as wide as all the bins.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import warnings
 import pytest
 import torch
 
-from deepmi.losses import lmi
+from deepmi.losses import lmi, mutual_information
+from deepmi.losses._parzen import window_width
 
 
 def mixed(shape, bins, value_range, seed, centre_share=0.4):
@@ -95,3 +99,58 @@ def test_fused_lmi_repeated_backward_and_no_grad():
             torch.testing.assert_close(lmi(x, y, 6), out.detach(), atol=0, rtol=0)
     torch.testing.assert_close(first, want, atol=1e-12, rtol=0)
     torch.testing.assert_close(second, 2 * want, atol=1e-12, rtol=0)
+
+
+def gaussian_fast_and_reference(bins, sigma, value_range=(0.0, 1.0)):
+    return (
+        lambda a, b: mutual_information(a, b, bins, value_range, "gaussian", sigma),
+        lambda a, b: mutual_information(a, b, bins, value_range, "gaussian", sigma, method="reference"),
+    )
+
+
+@pytest.mark.parametrize(
+    "bins,sigma,value_range",
+    [(40, 0.5, (0.0, 1.0)), (64, 0.3, (-2.0, 6.0)), (30, 0.05, (0.0, 1.0)), (12, 3.0, (0.0, 1.0))],
+)
+@pytest.mark.parametrize("grads", ["both", "x", "y"])
+def test_truncated_parzen_matches_reference(bins, sigma, value_range, grads):
+    # float64 windows: 9 bins at sigma 0.5 (< 40: truncated), all 12 bins at sigma 3 (untruncated)
+    width, _ = window_width(bins, sigma, torch.float64)
+    assert (width < bins) == (sigma < 1)
+    x = mixed((2, 1, 9, 13), bins, value_range, seed=bins).requires_grad_(grads in ("both", "x"))
+    y = mixed((2, 1, 9, 13), bins, value_range, seed=bins + 1).requires_grad_(grads in ("both", "y"))
+    assert_matches_reference(*gaussian_fast_and_reference(bins, sigma, value_range), x, y)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (1, 3), (3, 1, 1, 613)])
+def test_truncated_parzen_odd_shapes_and_chunks(shape, monkeypatch):
+    monkeypatch.setattr("deepmi.losses._kernels.CHUNK_ELEMENTS", 1)  # chunks of 256 columns
+    x = mixed(shape, 33, (0.0, 1.0), seed=1).requires_grad_()
+    y = mixed(shape, 33, (0.0, 1.0), seed=2).requires_grad_()
+    assert_matches_reference(*gaussian_fast_and_reference(33, 0.5), x, y)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0, -3.0, 0.3])
+def test_truncated_parzen_constant_images(value):
+    x = torch.full((2, 1, 5, 6), value, dtype=torch.float64, requires_grad=True)
+    y = mixed((2, 1, 5, 6), 33, (0.0, 1.0), seed=3).requires_grad_()
+    for a, b in ((x, y), (y, x)):
+        assert_matches_reference(*gaussian_fast_and_reference(33, 0.5), a, b)
+
+
+def test_truncated_parzen_float32_close_to_reference():
+    # float32 windows are 6 bins at sigma 0.5: the dropped weights are below float32 rounding
+    assert window_width(25, 0.5, torch.float32)[0] == 6
+    x = mixed((2, 1, 30, 40), 25, (0.0, 1.0), seed=4).float().requires_grad_()
+    y = mixed((2, 1, 30, 40), 25, (0.0, 1.0), seed=5).float().requires_grad_()
+    assert_matches_reference(*gaussian_fast_and_reference(25, 0.5), x, y, 2e-6)
+
+
+def test_truncated_parzen_tiny_sigma_is_finite():
+    # sigma = 0.02 bins: exp(-d^2 / (2 sigma^2)) underflows for every bin but the nearest unless the
+    # exponent is taken relative to the nearest bin (as softmax would)
+    x = torch.rand(2, 200, dtype=torch.float32, requires_grad=True)
+    y = torch.rand(2, 200, dtype=torch.float32)
+    out = mutual_information(x, y, 25, kernel="gaussian", sigma_ratio=0.02)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.isfinite(out).all() and torch.isfinite(grad).all()
