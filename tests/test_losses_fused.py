@@ -1,8 +1,9 @@
-"""The eager fast paths (fused L_LMI sweep, truncated Parzen window) against the reference.
+"""The eager fast paths (fused L_LMI and SSIM sweeps, truncated Parzen window) against references.
 
-``method="reference"`` in float64, values and gradients, on the edge cases the fast kernels
-special-case: centres, range ends, clamped values, chunk boundaries, which inputs need a gradient,
-repeated backward passes, windows narrower than or as wide as all the bins.
+``method="reference"`` (SSIM: the plain autograd ``ssim_map``) in float64, values and gradients,
+on the edge cases the fast kernels special-case: centres, range ends, clamped values, chunk
+boundaries, which inputs need a gradient, repeated backward passes, windows narrower than or as
+wide as all the bins.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import warnings
 import pytest
 import torch
 
-from deepmi.losses import lmi, mutual_information
+from deepmi.losses import l2, lmi, mutual_information, ssim, ssim_l2
 from deepmi.losses._parzen import window_width
+from deepmi.losses.pixel import ssim_map
 
 
 def mixed(shape, bins, value_range, seed, centre_share=0.4):
@@ -154,3 +156,42 @@ def test_truncated_parzen_tiny_sigma_is_finite():
     out = mutual_information(x, y, 25, kernel="gaussian", sigma_ratio=0.02)
     (grad,) = torch.autograd.grad(out.sum(), x)
     assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 11, 14), (1, 1, 3, 3), (2, 1, 5, 41), (2, 7, 9)])
+@pytest.mark.parametrize("grads", ["both", "x", "y"])
+def test_fused_ssim_matches_plain_autograd(shape, grads):
+    g = torch.Generator().manual_seed(len(shape))
+    x = torch.rand(shape, generator=g, dtype=torch.float64)
+    y = (0.5 * x + 0.5 * torch.rand(shape, generator=g, dtype=torch.float64)) ** 2
+    x.requires_grad_(grads in ("both", "x"))
+    y.requires_grad_(grads in ("both", "y"))
+
+    def plain(a, b):
+        if a.dim() == 3:
+            a, b = a.unsqueeze(1), b.unsqueeze(1)
+        return ssim_map(a, b).flatten(1).mean(1)
+
+    assert_matches_reference(ssim, plain, x, y)
+    assert_matches_reference(
+        lambda a, b: ssim_l2(a, b, 0.85), lambda a, b: 0.85 * plain(a, b) + 0.15 * l2(a, b), x, y
+    )
+
+
+def test_fused_ssim_constant_images():
+    # zero local variance: SSIM is set by the means alone
+    x = torch.full((2, 1, 6, 7), 0.25, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(2, 1, 6, 7, dtype=torch.float64, requires_grad=True)
+    for a, b in ((x, y), (y, x), (x, x.detach().clone().requires_grad_())):
+        assert_matches_reference(ssim, lambda p, q: ssim_map(p, q).flatten(1).mean(1), a, b)
+
+
+def test_fused_ssim_repeated_backward():
+    x = torch.rand(2, 1, 8, 9, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(2, 1, 8, 9, dtype=torch.float64)
+    out = ssim(x, y)
+    (first,) = torch.autograd.grad(out.sum(), x, retain_graph=True)
+    (second,) = torch.autograd.grad((3 * out).sum(), x)
+    (want,) = torch.autograd.grad(ssim_map(x, y).flatten(1).mean(1).sum(), x)
+    torch.testing.assert_close(first, want, atol=1e-12, rtol=0)
+    torch.testing.assert_close(second, 3 * want, atol=1e-12, rtol=0)
