@@ -2,12 +2,14 @@
 
     python scripts/bench_losses.py                       # (8, 1, 192, 640), N = 25, 2 threads
     python scripts/bench_losses.py --threads 1 --repeats 9 --no-monai
+    python scripts/bench_losses.py --device cuda         # a separate GPU table (skipped without one)
 
 Times are medians over interleaved rounds (every case once per round, in turn), reported as
 ratios to L1 and to MONAI's GlobalMutualInformationLoss measured in the same rounds: shared
 machines are noisy, so only the ratios are meant to be compared. Memory is the peak of bytes
 held by the CPU allocator above the level at the start of one forward+backward call (inputs
-excluded, the returned gradient included), read from torch.profiler's memory events.
+excluded, the returned gradient included), read from torch.profiler's memory events (on a GPU:
+the CUDA allocator's peak). The "aim" column is issue #16's target for that ratio.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ from deepmi.losses._checks import check_pair
 
 Step = Callable[[], None]
 
+# issue #16's targets: (column, comparison, value)
+AIMS: dict[str, tuple[str, str, float]] = {
+    "LMILoss eager": ("x L1", "<=", 2.0),
+    "LMILoss compiled": ("x L1", "<=", 1.1),
+    "MILoss linear eager": ("x L1", "<=", 4.0),
+    "SSIMLoss": ("x L1", "<=", 5.0),
+    "MILoss gaussian": ("MONAI/ours", ">=", 50.0),
+}
+
 
 def make_step(loss: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor) -> Step:
     def step() -> None:
@@ -38,9 +49,17 @@ def make_step(loss: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor) -
     return step
 
 
-def peak_extra_bytes(step: Step) -> int:
-    """Peak CPU-allocator bytes above the starting level during one call of ``step``."""
+def peak_extra_bytes(step: Step, device: torch.device) -> int:
+    """Peak allocator bytes above the starting level during one call of ``step``."""
     from torch.profiler import ProfilerActivity, profile
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        start = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - start
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -75,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-gaussian", action="store_true", help="skip MILoss(kernel='gaussian')")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; cuda is skipped without a GPU")
     ap.add_argument(
         "--clock",
         choices=("wall", "cpu"),
@@ -83,11 +103,15 @@ def main(argv: list[str] | None = None) -> None:
         "on a busy machine do not inflate (meaningful with --threads 1)",
     )
     args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device here; skipping the GPU table")
+        return
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    target = torch.rand(*args.shape)
-    pred = (0.7 * target + 0.3 * torch.rand(*args.shape)).requires_grad_()
+    target = torch.rand(*args.shape, device=device)
+    pred = (0.7 * target + 0.3 * torch.rand(*args.shape, device=device)).requires_grad_()
     n = args.bins
 
     cases: dict[str, torch.nn.Module] = {"L1Loss": L1Loss(), "L2Loss": L2Loss(), "SSIMLoss": SSIMLoss()}
@@ -111,9 +135,17 @@ def main(argv: list[str] | None = None) -> None:
             print("monai not installed: no MONAI column", file=sys.stderr)
     steps = {name: make_step(loss, pred, target) for name, loss in cases.items()}
 
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    base_clock = time.perf_counter if args.clock == "wall" else time.process_time
+    if device.type == "cuda":  # time the kernels, not their launches
+
+        def clock() -> float:
+            torch.cuda.synchronize(device)
+            return time.perf_counter()
+    else:
+        clock = base_clock
     print(
-        f"torch {torch.__version__}, threads={torch.get_num_threads()}, shape={tuple(args.shape)}, bins={n}, "
+        f"torch {torch.__version__}, device={device}, threads={torch.get_num_threads()}, "
+        f"shape={tuple(args.shape)}, bins={n}, "
         f"clock={args.clock}, load average at start {os.getloadavg()[0]:.2f}"
     )
     warm: dict[str, float] = {}
@@ -138,21 +170,34 @@ def main(argv: list[str] | None = None) -> None:
     mib = {}
     if not args.no_memory:
         for name, step in steps.items():
-            mib[name] = peak_extra_bytes(step) / 2**20
+            mib[name] = peak_extra_bytes(step, device) / 2**20
     ref_mi = "MONAI GlobalMI (gaussian)"
-    cols = ("median ms", "x L1", "x MONAI", "peak MiB", "warm-up s")
-    head = f"{'loss (forward+backward)':28s} " + " ".join(f"{c:>9s}" for c in cols)
+    cols = ("median ms", "x L1", "x MONAI", "MONAI/ours", "peak MiB", "warm-up s", "aim", "met")
+    head = f"{'loss (forward+backward)':28s} " + " ".join(f"{c:>10s}" for c in cols)
     print(head)
     print("-" * len(head))
     for name in steps:
+        x_monai = ratio(name, ref_mi)
+        measured = {"x L1": ratio(name, "L1Loss"), "MONAI/ours": None if x_monai is None else 1 / x_monai}
+        aim, met = "-", "-"
+        if name in AIMS:
+            column, op, value = AIMS[name]
+            aim = f"{op} {value:g}" + (" (MONAI/ours)" if column == "MONAI/ours" else "")
+            got = measured[column]
+            if got is not None:
+                met = "yes" if (got <= value if op == "<=" else got >= value) else "NO"
         cells = (
             f"{statistics.median(times[name]) * 1e3:.2f}",
-            fmt_ratio(ratio(name, "L1Loss")),
-            fmt_ratio(ratio(name, ref_mi)),
+            fmt_ratio(measured["x L1"]),
+            fmt_ratio(x_monai),
+            fmt_ratio(measured["MONAI/ours"]),
             f"{mib[name]:.1f}" if name in mib else "-",
             f"{warm[name]:.2f}",
+            aim.split(" (")[0],
+            met,
         )
-        print(f"{name:28s} " + " ".join(f"{c:>9s}" for c in cells))
+        print(f"{name:28s} " + " ".join(f"{c:>10s}" for c in cells))
+    print("aims (issue #16): " + "; ".join(f"{k} {c} {o} {v:g}" for k, (c, o, v) in AIMS.items()))
 
     b, p = args.shape[0], target[0].numel()
     print(f"\n(a (B, pixels, N) float32 tensor here would take {b * p * n * 4 / 2**20:.1f} MiB)")

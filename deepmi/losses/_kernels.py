@@ -21,7 +21,24 @@ CHUNK_ELEMENTS = 1 << 17
 def _column_chunks(x: Tensor, per_column: int = 1) -> list[slice]:
     # per_column: how many elements a kernel's temporaries hold per pixel (N for a Parzen window)
     step = max(256, CHUNK_ELEMENTS // (max(1, x.shape[0]) * per_column))
-    return [slice(i, i + step) for i in range(0, x.shape[1], step)]
+    return [slice(i, min(i + step, x.shape[1])) for i in range(0, x.shape[1], step)]
+
+
+def column_chunks(x: Tensor, per_column: int = 1) -> list[slice]:
+    """Cache-sized column slices of a ``(B, P)`` tensor on CPU; one slice (all columns) elsewhere."""
+    if x.device.type != "cpu":  # on a GPU, chunks only add launches
+        return [slice(0, x.shape[1])]
+    return _column_chunks(x, per_column)
+
+
+def workspace(x: Tensor, count: int, chunks: list[slice]) -> list[Tensor]:
+    """``count`` scratch buffers ``(B, widest chunk)`` in one allocation, reused by every chunk.
+
+    Writing each step into these (``out=``, in-place) instead of fresh tensors saves an allocation,
+    its page faults and a cache-cold write per step.
+    """
+    width = max(c.stop - c.start for c in chunks)
+    return list(x.new_empty(count, x.shape[0], width).unbind(0))
 
 
 def chunked_sum(fn: Callable[..., Tensor], x: Tensor, y: Tensor, *args: Any, per_column: int = 1) -> Tensor:

@@ -55,14 +55,6 @@ def in_range(v: Tensor, lo: float, hi: float) -> Tensor:
     return v.clamp(lo, hi).sub_(v).abs_().sign_().neg_().add_(1)  # float ops only, as centre_cells
 
 
-def clamp_gate(v: Tensor, lo: float, hi: float) -> Tensor:
-    """d clamp(v, lo, hi) / d v as the mean of its one-sided slopes: 1 inside, 1/2 at the ends, else 0.
-
-    The gradient of a kernel that is smooth in ``v_b`` (the Gaussian one) is this times its slope.
-    """
-    return ((v >= lo) & (v <= hi)).to(v.dtype).sub_(((v == lo) | (v == hi)).to(v.dtype), alpha=0.5)
-
-
 # hat runs inside the kernels only (never under autograd), so in-place steps are safe.
 def hat(t: Tensor) -> Tensor:
     """Linear membership of a value at offset ``t`` (in bins) from a bin centre: ``max(0, 1 - |t|)``."""

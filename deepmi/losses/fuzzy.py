@@ -89,32 +89,23 @@ def _table_index(a: Tensor, b: Tensor, on: Tensor, bins: int) -> Tensor:
 
 
 def _joint_counts_grad(
-    x: Tensor,
-    y: Tensor,
-    tx: Tensor,
-    txy_x: Tensor,
-    ty: Tensor,
-    txy_y: Tensor,
-    bins: int,
-    lo: float,
-    hi: float,
-) -> tuple[Tensor, Tensor]:
-    """Gradient of ``sum(G * counts)`` w.r.t. the flattened inputs, from G's :func:`corner_tables`.
+    x: Tensor, y: Tensor, tx: Tensor, txy_x: Tensor, bins: int, lo: float, hi: float
+) -> tuple[Tensor]:
+    """Gradient of ``sum(G * counts)`` w.r.t. the flattened first input, from G's :func:`corner_tables`.
 
-    Two small gathers per pixel and input replace any per-pixel N-vector: the moving input's cell
-    (or, exactly on a centre, the table of means with the cell below), the other input's forward
-    cell and membership. The tables are built outside this kernel so that, compiled, it reads them
-    as plain buffers.
+    Two small gathers per pixel replace any per-pixel N-vector: x's cell (or, exactly on a centre,
+    the table of means with the cell below), y's forward cell and membership. The gradient w.r.t.
+    y is this kernel with the roles swapped and G transposed (counts(y, x) = counts(x, y)^T), so a
+    target that needs no gradient costs nothing. The tables are built outside this kernel so that,
+    compiled, it reads them as plain buffers.
     """
     xb, yb = bin_coords(x, bins, lo, hi), bin_coords(y, bins, lo, hi)
-    (cx, on_x), (cy, on_y) = centre_cells(xb), centre_cells(yb)
-    x0, y0 = cx.clamp(max=bins - 2), cy.clamp(max=bins - 2)  # the forward's cells
-    kx, ky = _table_index(cx, y0, on_x, bins), _table_index(x0, cy, on_y, bins)
-    fx, fy = xb.sub_(x0), yb.sub_(y0)  # the forward's upper memberships
+    cx, on_x = centre_cells(xb)
+    y0 = yb.floor().clamp_(max=bins - 2)  # y's forward cell
+    kx = _table_index(cx, y0, on_x, bins)
+    fy = yb.sub_(y0)  # y's forward upper membership
     scale = bin_scale(bins, lo, hi)
-    grad_x = tx.gather(1, kx).addcmul_(fy, txy_x.gather(1, kx)).mul_(in_range(x, lo, hi).mul_(scale))
-    grad_y = ty.gather(1, ky).addcmul_(fx, txy_y.gather(1, ky)).mul_(in_range(y, lo, hi).mul_(scale))
-    return grad_x, grad_y
+    return (tx.gather(1, kx).addcmul_(fy, txy_x.gather(1, kx)).mul_(in_range(x, lo, hi).mul_(scale)),)
 
 
 _joint_counts_grad_k = PixelKernel(_joint_counts_grad, reduce=False)
@@ -138,8 +129,14 @@ class _FuzzyJointCounts(torch.autograd.Function):
     def backward(ctx, grad_h: Tensor):
         x, y = ctx.saved_tensors
         bins, lo, hi, compile = ctx.args
-        tables = corner_tables(grad_h, bins)
-        grad_x, grad_y = _joint_counts_grad_k(x, y, *tables, bins, lo, hi, compile=compile)
+        want_x, want_y = ctx.needs_input_grad[:2]
+        grad_x = grad_y = None
+        if want_x:
+            tables = corner_tables(grad_h, bins)[:2]
+            (grad_x,) = _joint_counts_grad_k(x, y, *tables, bins, lo, hi, compile=compile)
+        if want_y:
+            tables = corner_tables(grad_h.transpose(1, 2), bins)[:2]
+            (grad_y,) = _joint_counts_grad_k(y, x, *tables, bins, lo, hi, compile=compile)
         return grad_x, grad_y, None, None, None, None
 
 
