@@ -250,3 +250,16 @@ def test_depth_table_reports_every_standard_metric_and_names_the_real_pair_datas
     assert "MAE (m): lmi best — **holds**" in text and "abs rel" not in text
     (command,) = missing_cells(table, cells, runs)
     assert "experiment=exp3_depth dataset=middlebury_motorcycle loss=l2,ssim,ssim_l2,mi seed=0,1" in command
+
+
+def test_fill_commands_name_a_dataset_only_when_it_is_not_the_experiments_default() -> None:
+    from experiments.reporting.results import _dataset_override
+
+    def runs(target: str) -> list[dict]:
+        return [{"config": {"dataset": {"_target_": target}}}]
+
+    # exp1_bar takes config.yaml's dataset (bar), exp3_depth overrides it (synthetic_stereo)
+    assert _dataset_override("exp1_bar", runs("deepmi.data.bar.BarAlignmentDataset")) == []
+    assert _dataset_override("exp3_depth", runs("deepmi.data.synthetic_stereo.SyntheticStereoDataset")) == []
+    middlebury = runs("deepmi.data.middlebury.MiddleburyMotorcycle")
+    assert _dataset_override("exp3_depth", middlebury) == ["dataset=middlebury_motorcycle"]

@@ -327,11 +327,22 @@ def _dataset_override(experiment: str, runs: list[dict[str, Any]]) -> list[str]:
         for path in sorted((CONFIG_DIR / "dataset").glob("*.yaml"))
         if (yaml.safe_load(path.read_text()) or {}).get("_target_") == target
     ]
-    lines = (CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()
-    default = next((line.split(":", 1)[1].strip() for line in lines if "override /dataset:" in line), None)
-    if len(names) != 1 or names[0] == default:
+    if len(names) != 1 or names[0] == _default_dataset(experiment):
         return []
     return [f"dataset={names[0]}"]
+
+
+def _default_dataset(experiment: str) -> str | None:
+    """The dataset an experiment runs on without a dataset= override (its own, else config.yaml's)."""
+    dataset = None
+    for path, key in (
+        (CONFIG_DIR / "config.yaml", "dataset"),
+        (CONFIG_DIR / "experiment" / f"{experiment}.yaml", "override /dataset"),
+    ):
+        for entry in yaml.safe_load(path.read_text()).get("defaults", []):
+            if isinstance(entry, dict) and key in entry:
+                dataset = entry[key]
+    return dataset
 
 
 def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list[str]:
