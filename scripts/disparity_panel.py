@@ -32,34 +32,36 @@ def _labelled(spec: str) -> tuple[str, Path]:
     return label, Path(path)
 
 
-def dataset_config(path: Path) -> dict:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    config = (checkpoint.get("hyper_parameters") or {}).get("config")
-    if config is None or "dataset" not in config:
+def load_module(path: Path) -> StereoDepthModule:
+    """The Exp3 module a checkpoint of run.py was trained as (its run config kept in hparams)."""
+    try:
+        module = StereoDepthModule.load_from_checkpoint(path)
+    except TypeError as err:  # another task's module, or a checkpoint without a stored run config
+        raise SystemExit(f"{path}: cannot rebuild an Exp3 module from it ({err})") from None
+    if "dataset" not in (module.hparams.get("config") or {}):
         raise SystemExit(f"{path}: no run config stored in the checkpoint (was it written by run.py?)")
-    return config["dataset"]
+    return module
 
 
 @torch.no_grad()
 def predictions(checkpoints: list[tuple[str, Path]], index: int) -> tuple[dict, dict[str, torch.Tensor]]:
     """The test item (from the checkpoints' shared dataset config) and each checkpoint's disparity."""
-    configs = [dataset_config(path) for _, path in checkpoints]
-    for (label, path), config in zip(checkpoints, configs, strict=True):
-        if config != configs[0]:
+    modules = {label: load_module(path) for label, path in checkpoints}
+    configs = {label: module.hparams["config"]["dataset"] for label, module in modules.items()}
+    first = checkpoints[0][0]
+    for label, path in checkpoints:
+        if configs[label] != configs[first]:
             raise SystemExit(
-                f"{label} ({path}) was trained on another dataset config than {checkpoints[0][0]}: "
+                f"{label} ({path}) was trained on another dataset config than {first}: "
                 "the rows would show different images; compare runs of one dataset"
             )
-    dataset = instantiate(OmegaConf.create(configs[0]))(split="test")
+    dataset = instantiate(OmegaConf.create(configs[first]))(split="test")
     if not 0 <= index < len(dataset):
         raise SystemExit(f"--index {index}: the test split has {len(dataset)} item(s)")
     item = dataset[index]
     if "disparity" not in item:
         raise SystemExit(f"{type(dataset).__name__} has no ground-truth disparity to compare against")
-    preds = {}
-    for label, path in checkpoints:
-        module = StereoDepthModule.load_from_checkpoint(path)
-        preds[label] = module.disparity_px(item["left"][None])[0, 0]
+    preds = {label: module.disparity_px(item["left"][None])[0, 0] for label, module in modules.items()}
     return item, preds
 
 

@@ -138,16 +138,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    previous = read_record(output_dir)
-    if cfg.get("skip_if_finished") and previous is not None and previous.get("status") == "finished":
-        check_same_run(cfg, previous.get("config"), output_dir, "skipped as finished")
-        log.info("skipping: %s already holds a finished run", output_dir)
+    if cfg.get("skip_if_finished"):
+        previous = _finished_record(cfg, output_dir)
+        if previous is not None:
+            if cfg.get("records_dir"):
+                keep_record(cfg, output_dir, Path(cfg.records_dir))
+            return previous
+        # A fresh machine has no run folders, only the records committed to the repository:
+        # without this, continuing a sweep there would redo every finished run (hours for MNIST).
         if cfg.get("records_dir"):
-            keep_record(cfg, output_dir, Path(cfg.records_dir))
-        return previous
-    kept = _kept_record(cfg)
-    if kept is not None:
-        return kept
+            kept = _finished_record(cfg, Path(cfg.records_dir) / run_name(cfg))
+            if kept is not None:
+                return kept
     if cfg.get("ckpt_path") == "last" and (output_dir / "checkpoints" / LAST).exists():
         check_same_run(cfg, _run_config(output_dir), output_dir, "resumed")
     if cfg.seed is not None:
@@ -211,22 +213,17 @@ def keep_record(cfg: DictConfig, output_dir: Path, records_dir: Path) -> Path:
     return target
 
 
-def _kept_record(cfg: DictConfig) -> dict[str, Any] | None:
-    """With skip_if_finished, the finished record of this run already kept in records_dir, if any.
+def _finished_record(cfg: DictConfig, folder: Path) -> dict[str, Any] | None:
+    """The finished record in folder (a run folder or a kept record's), if any.
 
-    A fresh machine has no run folders, only the records committed to the repository: without
-    this, continuing a sweep there would redo every finished run (hours for MNIST). A kept record
-    of another config is refused, as a run folder's is.
+    One of another result-relevant config is refused, never taken for this run.
     """
-    if not (cfg.get("skip_if_finished") and cfg.get("records_dir")):
+    record = read_record(folder)
+    if record is None or record.get("status") != "finished":
         return None
-    folder = Path(cfg.records_dir) / run_name(cfg)
-    kept = read_record(folder)
-    if kept is None or kept.get("status") != "finished":
-        return None
-    check_same_run(cfg, kept.get("config"), folder, "skipped as finished")
+    check_same_run(cfg, record.get("config"), folder, "skipped as finished")
     log.info("skipping: %s already holds this run's finished record", folder)
-    return kept
+    return record
 
 
 def _run_config(output_dir: Path) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from deepmi.metrics.depth import (
     depth_error_sums,
     depth_metrics_from_sums,
     disparity_error_sums,
+    disparity_metrics,
     disparity_metrics_from_sums,
     split_depth_median,
 )
@@ -77,11 +78,11 @@ def save_disparity_panel(
     return save_disparity_comparison(path, left, true_disparity, {"": predicted_disparity}, valid, title)
 
 
-def _error_stats(error: torch.Tensor, valid: torch.Tensor) -> str:
+def _error_stats(pred: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> str:
     if not valid.any():
         return "no ground truth"
-    bad1, bad3 = (100 * float((error[valid] > t).float().mean()) for t in (1, 3))
-    return f"EPE {float(error[valid].mean()):.2f} px, bad-1 {bad1:.1f}%, bad-3 {bad3:.1f}%"
+    m = {name: float(value) for name, value in disparity_metrics(pred, truth, valid).items()}
+    return f"EPE {m['epe_px']:.2f} px, bad-1 {m['bad1_pct']:.1f}%, bad-3 {m['bad3_pct']:.1f}%"
 
 
 def save_disparity_comparison(
@@ -140,9 +141,9 @@ def save_disparity_comparison(
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(name, fontsize=9)
-        ax_row[0].set_ylabel(f"{prefix}{_error_stats(errors[label], valid)}", fontsize=8)
+        ax_row[0].set_ylabel(f"{prefix}{_error_stats(pred, truth, valid)}", fontsize=8)
     if rows == 1:
-        stats = _error_stats(next(iter(errors.values())), valid)
+        stats = _error_stats(next(iter(preds.values())), truth, valid)
         fig.suptitle(f"{title}: {stats}" if title else stats, fontsize=10)
     elif title:
         fig.suptitle(title, fontsize=10)
