@@ -83,6 +83,24 @@ def test_missing_cells_name_the_rows_and_the_command_that_fills_them(tmp_path: P
     assert "loss=lmi loss.bins=3,15,25 seed=0,1" in exp1_bins
 
 
+def test_fill_commands_keep_records_beside_the_committed_ones_for_every_experiment(tmp_path: Path) -> None:
+    # records copied into the repository: the run itself lived elsewhere (config.paths.output_dir)
+    for seed in (0, 1):
+        folder = tmp_path / "records" / "exp1_bar" / f"lmi{seed}"
+        _write_run(folder, "exp1_bar", "lmi", 11, seed, {"test/mae_tx": 1.0})
+        record = json.loads((folder / "metrics.json").read_text())
+        record["config"]["paths"] = {"output_dir": str(tmp_path / "runs" / "exp1_bar" / f"lmi{seed}")}
+        (folder / "metrics.json").write_text(json.dumps(record))
+    table = TABLES["deepmi-table1"]
+    runs = load_runs(tmp_path / "records")
+    by_experiment = {line.split(":")[0]: line for line in missing_cells(table, assemble(table, runs), runs)}
+    assert f"records_dir={tmp_path / 'records' / 'exp1_bar'} " in by_experiment["- exp1_bar"]
+    # experiments without any record yet: their records go next to exp1's, never nowhere
+    assert f"hydra.sweep.dir={tmp_path / 'runs' / 'exp2_mask'} " in by_experiment["- exp2_mask"]
+    assert f"records_dir={tmp_path / 'records' / 'exp2_mask'} " in by_experiment["- exp2_mask"]
+    assert f"records_dir={tmp_path / 'records' / 'exp3_depth'} " in by_experiment["- exp3_depth"]
+
+
 def test_reproduce_deepmi_table1_smoke_end_to_end(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     command = [

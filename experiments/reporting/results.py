@@ -355,7 +355,6 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
     seeds = sorted({r.get("seed") for r in mine if r.get("seed") is not None}) or [0]
     debugs = {r.get("debug") for r in mine}
     debug = debugs.pop() if len(debugs) == 1 else None
-    # each experiment's sweep folder holds one folder per run: new runs go next to the others
     # each experiment's sweep folder (where checkpoints are) and, for records copied into the
     # repository, the folder of records: new runs go next to the others in both
     sweep_dirs = {r["experiment"]: _run_folder(r).parent for r in mine if "path" in r}
@@ -381,8 +380,9 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
         if sweep_dirs:
             known = sweep_dirs.get(experiment) or next(iter(sweep_dirs.values())).parent / experiment
             command.append(f"hydra.sweep.dir={known}")
-        if experiment in records_dirs:
-            command.append(f"records_dir={records_dirs[experiment]}")
+        if records_dirs:  # an experiment with no record yet gets a sibling of the others' folders
+            known = records_dirs.get(experiment) or next(iter(records_dirs.values())).parent / experiment
+            command.append(f"records_dir={known}")
         command += ["skip_if_finished=true", "ckpt_path=last"]
         lines.append(f"- {experiment}: {detail}. Fill with `{' '.join(command)}`")
     return lines
