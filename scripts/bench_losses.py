@@ -3,6 +3,7 @@
     python scripts/bench_losses.py                       # (8, 1, 192, 640), N = 25, 2 threads
     python scripts/bench_losses.py --threads 1 --repeats 9 --no-monai
     python scripts/bench_losses.py --device cuda         # a separate GPU table (skipped without one)
+    python scripts/bench_losses.py --profile "LMILoss compiled" --no-monai   # where its time goes
 
 Times are medians over interleaved rounds (every case once per round, in turn), reported as
 ratios to L1 and to MONAI's GlobalMutualInformationLoss measured in the same rounds: shared
@@ -80,6 +81,41 @@ def peak_extra_bytes(step: Step, device: torch.device) -> int:
     return peak
 
 
+def _profiled_ops(step: Step, calls: int) -> list:
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n in (1, calls):  # a throwaway session first: the profiler's first events carry its start-up
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(n):
+                    step()
+    return sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+
+
+def profile_table(name: str, step: Step, l1_step: Step, calls: int, top: int = 12) -> str:
+    """torch.profiler's ops of ``calls`` calls of ``step``: self time per call, and x L1.
+
+    Self time excludes children, so the rows add up to the call; an inductor kernel shows as its
+    compiled region. L1 is profiled the same way right after, so the ratios compare two profiled
+    runs under the same load (the profiler's own overhead inflates both).
+    """
+    rows = _profiled_ops(step, calls)
+    l1_ms = sum(e.self_cpu_time_total for e in _profiled_ops(l1_step, calls)) / 1e3 / calls
+    total_ms = sum(e.self_cpu_time_total for e in rows) / 1e3 / calls
+    lines = [
+        f"profile of {name!r}: {total_ms:.2f} ms per call = {total_ms / l1_ms:.2f}x L1 "
+        f"(L1 {l1_ms:.2f} ms per call, both under the profiler, {calls} calls each)",
+        f"  {'op (self time)':58s} {'ms/call':>8s} {'x L1':>6s} {'calls/call':>10s}",
+    ]
+    for e in rows[:top]:
+        ms = e.self_cpu_time_total / 1e3 / calls
+        lines.append(f"  {e.key[:58]:58s} {ms:8.3f} {ms / l1_ms:6.2f} {e.count / calls:10.1f}")
+    rest = sum(e.self_cpu_time_total for e in rows[top:]) / 1e3 / calls
+    lines.append(f"  {'(every other op)':58s} {rest:8.3f} {rest / l1_ms:6.2f}")
+    return "\n".join(lines)
+
+
 def fmt_ratio(v: float | None) -> str:
     return "-" if v is None else (f"{v:.3f}" if v < 0.1 else f"{v:.2f}")
 
@@ -101,6 +137,13 @@ def main(argv: list[str] | None = None) -> None:
         default="wall",
         help="wall: time.perf_counter (default); cpu: this process's CPU time, which other processes "
         "on a busy machine do not inflate (meaningful with --threads 1)",
+    )
+    ap.add_argument(
+        "--profile",
+        nargs="+",
+        default=[],
+        metavar="CASE",
+        help="after the table, torch.profiler's top ops of these cases (names as in the table)",
     )
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -134,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             print("monai not installed: no MONAI column", file=sys.stderr)
     steps = {name: make_step(loss, pred, target) for name, loss in cases.items()}
+    for name in args.profile:  # before any timing: a typo should not cost a whole benchmark
+        if name not in steps:
+            raise SystemExit(f"--profile {name!r}: no such case; the cases are {', '.join(steps)}")
 
     base_clock = time.perf_counter if args.clock == "wall" else time.process_time
     if device.type == "cuda":  # time the kernels, not their launches
@@ -198,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"{name:28s} " + " ".join(f"{c:>10s}" for c in cells))
     print("aims (issue #16): " + "; ".join(f"{k} {c} {o} {v:g}" for k, (c, o, v) in AIMS.items()))
+
+    for name in args.profile:
+        print("\n" + profile_table(name, steps[name], steps["L1Loss"], args.repeats))
 
     b, p = args.shape[0], target[0].numel()
     print(f"\n(a (B, pixels, N) float32 tensor here would take {b * p * n * 4 / 2**20:.1f} MiB)")
