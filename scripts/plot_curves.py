@@ -1,6 +1,7 @@
 """Per-epoch test curves of a folder of run records, one line per run, coloured by loss.
 
     python scripts/plot_curves.py results/runs/paper/ib_mnist --out results/figures/ib_mnist_curves.png
+    python scripts/plot_curves.py results/runs/middlebury/exp3_depth --metric epe_px --out epe.png
 
 Reads every `<run>/curve.csv` (written by runs with curve_every_n_epochs > 0, e.g. MIGE Table 2's
 MNIST runs) with the loss and seed from the `metrics.json` beside it; unfinished runs that left a
@@ -15,7 +16,8 @@ import json
 from pathlib import Path
 
 
-def read_curves(folder: Path) -> list[dict]:
+def read_curves(folder: Path, metric: str | None = None) -> list[dict]:
+    """One entry per curve.csv below ``folder``: the column ``metric`` (default: the first one)."""
     curves = []
     for path in sorted(folder.rglob("curve.csv")):
         rows = list(csv.DictReader(path.open()))
@@ -23,14 +25,19 @@ def read_curves(folder: Path) -> list[dict]:
             continue
         record_path = path.with_name("metrics.json")
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
-        metric = next(k for k in rows[0] if k not in ("epoch", "step"))
+        columns = [k for k in rows[0] if k not in ("epoch", "step")]
+        if metric is not None and metric not in columns:
+            raise ValueError(f"{path} has no column {metric!r}; it has {', '.join(columns)}")
+        name = metric or columns[0]
+        baseline = (record.get("metrics") or {}).get(f"test/baseline_{name}")
         curves.append({
             "label": f"{record.get('loss', path.parent.name)} seed {record.get('seed', '?')}",
             "loss": record.get("loss", path.parent.name),
             "status": record.get("status", "unknown"),
-            "metric": metric,
+            "metric": name,
+            "baseline": baseline,
             "epochs": [int(r["epoch"]) for r in rows],
-            "values": [float(r[metric]) for r in rows],
+            "values": [float(r[name]) for r in rows],
         })  # fmt: skip
     return curves
 
@@ -54,6 +61,9 @@ def plot(curves: list[dict], out: Path, title: str) -> Path:
             label=curve["label"],
             lw=1.2,
         )
+    baselines = sorted({c["baseline"] for c in curves if c.get("baseline") is not None})
+    for i, value in enumerate(baselines):  # one per distinct test split (normally one)
+        ax.axhline(value, color="grey", ls="--", lw=1, label="trivial baseline" if i == 0 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel(curves[0]["metric"].replace("_", " "))
     ax.set_yscale("log")
@@ -72,9 +82,13 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("folder", type=Path, help="searched recursively for curve.csv")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
-    parser.add_argument("--title", default="test error per epoch (dotted: unfinished runs)")
+    parser.add_argument("--metric", help="the curve.csv column to plot (default: the first)")
+    parser.add_argument("--title", default="test metric per epoch (dotted: unfinished runs)")
     args = parser.parse_args(argv)
-    curves = read_curves(args.folder)
+    try:
+        curves = read_curves(args.folder, args.metric)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not curves:
         parser.error(f"no curve.csv below {args.folder}; runs write one with curve_every_n_epochs=1")
     return plot(curves, args.out, args.title)

@@ -3,6 +3,7 @@ median-training-depth baseline, disparity metrics only with disparity ground tru
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,29 @@ def test_test_metrics_pool_every_pixel_of_every_batch() -> None:
     expected |= disparity_metrics(torch.full_like(whole["disparity"], 3.0), whole["disparity"])
     for key, value in expected.items():
         assert float(baseline[key]) == pytest.approx(float(value), rel=1e-9), key
+
+
+def test_curve_metrics_equal_the_pooled_test_metrics() -> None:
+    module = _module()
+    batches = [_batch(1, 1, doffs=2.0), _batch(2, 3, doffs=2.0)]
+    curve = module.curve_metrics(batches)
+    for index, batch in enumerate(batches):
+        module.test_step(batch, index)
+    pooled = module.depth_sums.compute() | module.disparity_sums.compute()
+    assert set(curve) == {"mae_depth_m", "abs_rel", "rmse", "epe_px", "bad1_pct", "bad3_pct"}
+    for key, value in curve.items():
+        assert value == pytest.approx(float(pooled[key]), rel=1e-9), key
+    without = [{k: v for k, v in b.items() if k != "disparity"} for b in batches]
+    assert set(module.curve_metrics(without)) == {"mae_depth_m", "abs_rel", "rmse"}
+
+
+def test_a_run_with_a_curve_ends_on_its_test_metrics(tmp_path: Path, data_root: Path) -> None:
+    overrides = [*SMOKE, "experiment=exp3_depth", "trainer.max_epochs=2", "curve_every_n_epochs=1"]
+    metrics = run(compose_config(overrides, tmp_path, data_root))["metrics"]
+    rows = list(csv.DictReader((tmp_path / "curve.csv").open()))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    for name in ("mae_depth_m", "epe_px", "bad3_pct"):
+        assert float(rows[-1][name]) == pytest.approx(metrics[f"test/{name}"], rel=1e-5), name
 
 
 def test_without_disparity_ground_truth_only_depth_metrics_accumulate() -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from experiments.reporting.results import assemble, claims, load_runs, missing_cells, to_markdown
 from experiments.reporting.tables import TABLES
 from tests.conftest import REPO_ROOT
@@ -236,6 +238,28 @@ def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:
         ("vib seed 0", [3.0, 2.0, 1.5]),
     ]
     out = plot_curves([str(tmp_path), "--out", str(tmp_path / "curves.png")])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_chosen_curve_column_is_plotted_with_the_records_baseline(tmp_path: Path, capsys) -> None:
+    from scripts.plot_curves import main as plot_curves
+    from scripts.plot_curves import read_curves
+
+    _write_run(
+        tmp_path / "lmi", "exp3_depth", "lmi", 11, 0, {"test/epe_px": 1.5, "test/baseline_epe_px": 2.8}
+    )
+    (tmp_path / "lmi" / "curve.csv").write_text(
+        "epoch,step,mae_depth_m,epe_px\n5,125,20.0,4.0\n10,250,12.0,1.5\n"
+    )
+    (curve,) = read_curves(tmp_path, "epe_px")
+    assert (curve["metric"], curve["values"], curve["baseline"]) == ("epe_px", [4.0, 1.5], 2.8)
+    assert (
+        read_curves(tmp_path)[0]["metric"] == "mae_depth_m" and read_curves(tmp_path)[0]["baseline"] is None
+    )
+    with pytest.raises(SystemExit):
+        plot_curves([str(tmp_path), "--metric", "rmse", "--out", str(tmp_path / "x.png")])
+    assert "has no column 'rmse'; it has mae_depth_m, epe_px" in capsys.readouterr().err
+    out = plot_curves([str(tmp_path), "--metric", "epe_px", "--out", str(tmp_path / "epe.png")])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

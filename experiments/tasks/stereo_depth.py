@@ -40,6 +40,10 @@ def disparity_smoothness(disparity: torch.Tensor, image: torch.Tensor) -> torch.
     return (d_dx * torch.exp(-i_dx)).mean() + (d_dy * torch.exp(-i_dy)).mean()
 
 
+def _as_tensors(sums: Mapping[str, float]) -> dict[str, torch.Tensor]:
+    return {key: torch.tensor(value, dtype=torch.float64) for key, value in sums.items()}
+
+
 class ErrorSums(Metric):
     """Adds per-pixel error sums (``deepmi.metrics.depth``) over test batches and processes.
 
@@ -239,6 +243,35 @@ class StereoDepthModule(TaskModule):
             log.warning("no training split on the trainer's datamodule: the median-depth baseline is skipped")
             return None
         return split_depth_median(train_set)
+
+    def curve_metrics(self, loader) -> dict[str, float]:
+        """Depth MAE, abs rel, RMSE and (with dense truth) EPE, bad-1, bad-3 over a loader.
+
+        For experiments.runner.curves.TestCurve: the learning curve shows when a budget is enough
+        (e.g. when the EPE falls below the constant-depth baseline's). Plain sums, not the
+        torchmetrics states: every DDP rank evaluates the whole split here, so nothing is synced.
+        """
+        depth = dict.fromkeys(DEPTH_SUM_KEYS, 0.0)
+        disparity = dict.fromkeys(DISPARITY_SUM_KEYS, 0.0)
+        for batch in loader:
+            batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            predicted = self.disparity_px(batch["left"])
+            truth = batch["depth"]
+            valid = torch.isfinite(truth) & (truth > 0)
+            predicted_depth = self.depth_from_disparity(batch, predicted)
+            for key, value in depth_error_sums(predicted_depth, truth, valid).items():
+                depth[key] += float(value)
+            true_disparity = batch.get("disparity")
+            if true_disparity is not None:
+                ok = valid & torch.isfinite(true_disparity) & (true_disparity > 0)
+                for key, value in disparity_error_sums(predicted, true_disparity, ok).items():
+                    disparity[key] += float(value)
+        metrics = depth_metrics_from_sums(_as_tensors(depth))
+        curve = {name: float(metrics[name]) for name in ("mae_depth_m", "abs_rel", "rmse")}
+        if disparity["count"] > 0:
+            errors = disparity_metrics_from_sums(_as_tensors(disparity))
+            curve.update({name: float(value) for name, value in errors.items()})
+        return curve
 
     def on_test_start(self) -> None:
         super().on_test_start()
