@@ -238,3 +238,72 @@ def test_ib_resume_keeps_the_lr_decay_and_the_test_curve(tmp_path: Path, data_ro
     lrs = [torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"][0]
            ["param_groups"][0]["lr"] for d in "ab"]  # fmt: skip
     assert lrs[0] == lrs[1] == pytest.approx(1e-4 * 0.96**2)
+
+
+# the sweeps RESULTS.md continues with skip_if_finished=true: their committed records must still
+# match what their folders' overrides compose today, or a fresh machine would refuse them
+CONTINUED_SWEEPS = ("cpu/exp1_bar", "cpu/exp2_mask", "cpu/exp3_depth", "paper/exp1_bar", "paper/ib_mnist")
+
+
+def test_committed_records_match_the_config_their_overrides_compose_today(
+    tmp_path: Path, data_root: Path
+) -> None:
+    records = [
+        path
+        for sweep in CONTINUED_SWEEPS
+        for path in sorted((REPO_ROOT / "results" / "runs" / sweep).glob("*/metrics.json"))
+    ]
+    assert len(records) >= 40  # the committed sweeps, not an empty glob
+    for path in records:
+        record = json.loads(path.read_text())
+        if record.get("status") != "finished":
+            continue
+        cfg = compose_config(path.parent.name.split(","), tmp_path, data_root)
+        assert differences(result_config(record["config"]), result_config(cfg)) == [], path.parent.name
+
+
+def test_a_key_added_to_the_config_later_keeps_older_fingerprints(tmp_path: Path, data_root: Path) -> None:
+    cfg = compose_config(["experiment=ib_mnist", "loss=vib"], tmp_path, data_root)
+    older = {k: v for k, v in result_config(cfg).items() if k != "ema_decay"}
+    assert "ema_decay" in result_config(cfg) and "ema_decay" not in older
+    assert fingerprint(older) == fingerprint(cfg)
+    ema = compose_config(["experiment=ib_mnist", "loss=vib", "ema_decay=0.999"], tmp_path, data_root)
+    assert differences(result_config(cfg), result_config(ema)) == ["ema_decay: None -> 0.999"]
+
+
+@pytest.mark.parametrize("decay", ["1.0", "0", "-0.5", "abc", "true"])
+def test_ema_decay_outside_0_1_is_named(decay: str, tmp_path: Path, data_root: Path) -> None:
+    with pytest.raises(ValueError, match="ema_decay must be a number in \\(0, 1\\) or null"):
+        run(compose_config([*SMOKE, f"ema_decay={decay}"], tmp_path, data_root))
+
+
+def test_ema_evaluates_the_averaged_weights_in_test_curve_and_checkpoint(
+    tmp_path: Path, data_root: Path
+) -> None:
+    """ema_decay: the test, the per-epoch curve and the saved weights are the average's, and a
+    resumed run ends where an uninterrupted one does."""
+    from experiments.tasks.bottleneck import BottleneckModule
+
+    ib = [*SMOKE, "experiment=ib_mnist", "loss=vib", "trainer.max_epochs=2", "curve_every_n_epochs=1"]
+    raw = run(compose_config(ib, tmp_path / "raw", data_root))
+    ema = run(compose_config([*ib, "ema_decay=0.9"], tmp_path / "ema", data_root))
+    assert ema["status"] == "finished" and ema["metrics"] != raw["metrics"]
+    checkpoint = torch.load(tmp_path / "ema" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert "current_model_state" in checkpoint  # Lightning keeps the raw weights beside the average
+    averaged, current = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert any(not torch.equal(averaged[k], current[k]) for k in averaged if averaged[k].is_floating_point())
+    # evaluating the checkpoint's weights (the average) reproduces the run's test metrics and last curve row
+    evaluated = run(compose_config([*ib, "ema_decay=0.9", "train=false",
+                                    f"ckpt_path={tmp_path / 'ema' / 'checkpoints' / 'last.ckpt'}"],
+                                   tmp_path / "eval", data_root))  # fmt: skip
+    assert evaluated["metrics"]["test/error_pct"] == ema["metrics"]["test/error_pct"]
+    last_row = (tmp_path / "ema" / "curve.csv").read_text().splitlines()[-1]
+    assert float(last_row.split(",")[-1]) == pytest.approx(ema["metrics"]["test/error_pct"])
+    assert BottleneckModule.load_from_checkpoint(tmp_path / "ema" / "checkpoints" / "last.ckpt") is not None
+    # interrupted after epoch 1 and resumed: the same numbers as straight through
+    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpochs", "+callbacks.stop.epochs=1"]
+    assert (
+        run(compose_config([*ib, "ema_decay=0.9", *stop], tmp_path / "cut", data_root))["status"] == "stopped"
+    )
+    resumed = run(compose_config([*ib, "ema_decay=0.9", "ckpt_path=last"], tmp_path / "cut", data_root))
+    assert resumed["metrics"] == ema["metrics"]

@@ -93,6 +93,14 @@ def check_debug_patch(
     )
 
 
+def check_ema_decay(cfg: DictConfig) -> None:
+    decay = cfg.get("ema_decay")
+    if decay is None:
+        return
+    if isinstance(decay, bool) or not isinstance(decay, float | int) or not 0 < decay < 1:
+        raise ValueError(f"ema_decay must be a number in (0, 1) or null, got {decay!r}; e.g. ema_decay=0.999")
+
+
 def check_trainer(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer") or {}
     if trainer.get("sync_batchnorm") and trainer.get("accelerator") == "cpu":
@@ -107,6 +115,7 @@ def check_config(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     check_seed(cfg)
+    check_ema_decay(cfg)
     check_trainer(cfg)
     check_loss_fits(cfg)
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}

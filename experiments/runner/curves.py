@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 
 CURVE_FILE = "curve.csv"
 
@@ -41,9 +42,18 @@ class TestCurve(L.Callback):
         datamodule.setup("test")
         was_training = module.training
         module.eval()
-        with torch.random.fork_rng(), torch.no_grad():
-            # every rank evaluates the whole split (no DDP sharding), so the row is the full test metric
-            metrics = module.curve_metrics(datamodule.full_test_dataloader())
+        # with weight averaging (ema_decay), evaluate the average, as the test does: its public
+        # validation hooks swap the averaged weights in and back out
+        averaging = [c for c in trainer.callbacks if isinstance(c, WeightAveraging)]
+        for callback in averaging:
+            callback.on_validation_epoch_start(trainer, module)
+        try:
+            with torch.random.fork_rng(), torch.no_grad():
+                # every rank evaluates the whole split (no DDP sharding), so the row is the full test metric
+                metrics = module.curve_metrics(datamodule.full_test_dataloader())
+        finally:
+            for callback in reversed(averaging):
+                callback.on_validation_epoch_end(trainer, module)
         module.train(was_training)
         self.rows = [r for r in self.rows if r["epoch"] < epoch]
         self.rows.append(

@@ -4,7 +4,7 @@ Run folders and checkpoints keep the resolved config of their run (checkpoints/r
 metrics.json, a checkpoint's hyper-parameters). Resuming or skipping a folder compares that config
 with the new one (experiments.runner.fingerprint), and ``TaskModule.load_from_checkpoint`` builds
 the module from it; both go through :func:`upgrade_config`, so runs from before a layout change
-still resume, skip and load. Two changes so far (issue #15):
+still resume, skip and load. The changes so far:
 
 * modules moved from ``experiments/<name>.py`` into tasks/, datasets/, runner/ and reporting/;
   a ``_target_`` naming an old module path is rewritten to the new one;
@@ -13,7 +13,9 @@ still resume, skip and load. Two changes so far (issue #15):
   configs/loss/<name>.yaml adds (``_target_``, ``_partial_``, the fixed ``bound`` and
   ``prior_matching`` of the DIM critics, ...) and drops the keys it no longer has: ``family``,
   and the critics' ``x_dim``, which the task now derives from the encoder. Arguments both have
-  (bins, beta, ...) are kept as the old run had them, so a changed argument is still a change.
+  (bins, beta, ...) are kept as the old run had them, so a changed argument is still a change;
+* keys added to configs/config.yaml later (``ADDED_KEYS``) get the value that reproduces what
+  older runs did (``ema_decay: null``: they evaluated the raw weights).
 """
 
 from __future__ import annotations
@@ -66,9 +68,15 @@ def _upgrade_loss(loss: dict[str, Any]) -> dict[str, Any]:
     return {**kept, **{k: v for k, v in current.items() if k not in loss}}
 
 
+# top-level keys added after runs were recorded, with the value that means "as before"
+ADDED_KEYS: dict[str, Any] = {"ema_decay": None}
+
+
 def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of a resolved run config in today's layout (unchanged if it already is)."""
     upgraded = _upgrade_targets(copy.deepcopy(config))
+    for key, value in ADDED_KEYS.items():
+        upgraded.setdefault(key, value)
     if isinstance(upgraded.get("loss"), dict):
         upgraded["loss"] = _upgrade_loss(upgraded["loss"])
     return upgraded

@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.callbacks import EMAWeightAveraging, Timer
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.runner.checkpointing import LAST, AtomicLastCheckpoint
@@ -287,6 +287,8 @@ def _fit_and_test(
     )
     loggers = build_loggers(cfg)
     extra = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if cfg.get("ema_decay") is not None:  # before the curve, which evaluates the average it keeps
+        extra.insert(0, EMAWeightAveraging(decay=float(cfg.ema_decay)))
     every = int(cfg.get("curve_every_n_epochs") or 0)
     if every and hasattr(module, "curve_metrics"):
         extra.append(TestCurve(output_dir / CURVE_FILE, every))
