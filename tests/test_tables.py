@@ -103,6 +103,12 @@ def test_fill_commands_keep_records_beside_the_committed_ones_for_every_experime
     assert f"records_dir={tmp_path / 'records' / 'exp3_depth'} " in by_experiment["- exp3_depth"]
 
 
+def test_a_table_without_any_run_gives_no_fill_command_that_would_run_the_wrong_scale() -> None:
+    table = TABLES["deepmi-exp3-depth"]
+    lines = missing_cells(table, assemble(table, []), [])
+    assert lines == ["- exp3_depth: no runs yet; the commands given with this table fill it."]
+
+
 def test_reproduce_deepmi_table1_smoke_end_to_end(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     command = [

@@ -352,6 +352,9 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
     (finished cells are skipped with skip_if_finished=true) completes the table at the same scale.
     """
     mine = [r for r in runs if any(r.get("experiment") == c.experiment for c in table.columns)]
+    if not mine:  # nothing to take the scale, dataset and folders from: a bare command would mislead
+        experiments = ", ".join(dict.fromkeys(c.experiment for c in table.columns))
+        return [f"- {experiments}: no runs yet; the commands given with this table fill it."]
     seeds = sorted({r.get("seed") for r in mine if r.get("seed") is not None}) or [0]
     debugs = {r.get("debug") for r in mine}
     debug = debugs.pop() if len(debugs) == 1 else None
