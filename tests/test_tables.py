@@ -109,6 +109,22 @@ def test_a_table_without_any_run_gives_no_fill_command_that_would_run_the_wrong_
     assert lines == ["- exp3_depth: no runs yet; the commands given with this table fill it."]
 
 
+def test_fill_commands_keep_the_overrides_every_run_shares(tmp_path: Path) -> None:
+    """A budget probe's records (trainer.max_epochs=20 in their folder names): the fill command
+    runs the missing losses at the same budget, and an override only some runs had is left out."""
+    name = (
+        "dataset=middlebury_motorcycle,debug=cpu,experiment=exp3_depth,loss={},seed=0,trainer.max_epochs=20"
+    )
+    _write_run(tmp_path / name.format("lmi"), "exp3_depth", "lmi", 11, 0, {"test/mae_depth_m": 1.0})
+    odd = name.format("l1") + ",lr_by_loss.l1=0.001"
+    _write_run(tmp_path / odd, "exp3_depth", "l1", None, 0, {"test/mae_depth_m": 2.0})
+    table = TABLES["deepmi-exp3-depth"]
+    runs = load_runs(tmp_path)
+    (line,) = missing_cells(table, assemble(table, runs), runs)
+    assert "loss=l2,ssim,ssim_l2,mi seed=0 trainer.max_epochs=20 " in line
+    assert "lr_by_loss" not in line
+
+
 def test_reproduce_deepmi_table1_smoke_end_to_end(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     command = [

@@ -306,6 +306,24 @@ def _sweep_overrides(table: Table, rows: list[str]) -> list[str]:
     return [f"loss={','.join(rows)}"]
 
 
+# overrides a fill command sets itself (or that differ per row and seed)
+_OWN_OVERRIDES = ("experiment", "dataset", "debug", "loss", "loss.bins", "seed")
+
+
+def _common_overrides(runs: list[dict[str, Any]]) -> list[str]:
+    """Overrides every run of ``runs`` shares beyond the table's own, read from the record folders'
+    names (Hydra's ``<key>=<value>,...``), e.g. ``trainer.max_epochs=20`` of a budget probe, so a
+    fill command runs the missing cells at the same setting."""
+    shared: dict[str, str] | None = None
+    for record in runs:
+        if "path" not in record:
+            return []
+        parts = dict(p.split("=", 1) for p in Path(record["path"]).name.split(",") if "=" in p)
+        mine = {k: v for k, v in parts.items() if k not in _OWN_OVERRIDES}
+        shared = mine if shared is None else {k: v for k, v in shared.items() if mine.get(k) == v}
+    return [f"{k}={v}" for k, v in sorted((shared or {}).items())]
+
+
 def _run_folder(record: dict[str, Any]) -> Path:
     """Where the run itself lived (its checkpoints), which differs from a copied record's folder."""
     output_dir = ((record.get("config") or {}).get("paths") or {}).get("output_dir")
@@ -379,6 +397,7 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
             *_dataset_override(experiment, [r for r in mine if r.get("experiment") == experiment]),
             *_sweep_overrides(table, short),
             f"seed={','.join(map(str, seeds))}", *([f"debug={debug}"] if debug else []),
+            *_common_overrides([r for r in mine if r.get("experiment") == experiment]),
         ]  # fmt: skip
         if sweep_dirs:
             known = sweep_dirs.get(experiment) or next(iter(sweep_dirs.values())).parent / experiment
