@@ -40,6 +40,17 @@ def disparity_smoothness(disparity: torch.Tensor, image: torch.Tensor) -> torch.
     return (d_dx * torch.exp(-i_dx)).mean() + (d_dy * torch.exp(-i_dy)).mean()
 
 
+def _valid_masks(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pixels with a true depth (finite, > 0), and of those the ones with a true disparity (None
+    when the batch has no dense disparity)."""
+    truth = batch["depth"]
+    valid = torch.isfinite(truth) & (truth > 0)
+    disparity = batch.get("disparity")
+    if disparity is None:
+        return valid, None
+    return valid, valid & torch.isfinite(disparity) & (disparity > 0)
+
+
 def _as_tensors(sums: Mapping[str, float]) -> dict[str, torch.Tensor]:
     return {key: torch.tensor(value, dtype=torch.float64) for key, value in sums.items()}
 
@@ -256,15 +267,13 @@ class StereoDepthModule(TaskModule):
         for batch in loader:
             batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             predicted = self.disparity_px(batch["left"])
-            truth = batch["depth"]
-            valid = torch.isfinite(truth) & (truth > 0)
+            valid, disparity_valid = _valid_masks(batch)
             predicted_depth = self.depth_from_disparity(batch, predicted)
-            for key, value in depth_error_sums(predicted_depth, truth, valid).items():
+            for key, value in depth_error_sums(predicted_depth, batch["depth"], valid).items():
                 depth[key] += float(value)
-            true_disparity = batch.get("disparity")
-            if true_disparity is not None:
-                ok = valid & torch.isfinite(true_disparity) & (true_disparity > 0)
-                for key, value in disparity_error_sums(predicted, true_disparity, ok).items():
+            if disparity_valid is not None:
+                errors = disparity_error_sums(predicted, batch["disparity"], disparity_valid)
+                for key, value in errors.items():
                     disparity[key] += float(value)
         metrics = depth_metrics_from_sums(_as_tensors(depth))
         curve = {name: float(metrics[name]) for name in ("mae_depth_m", "abs_rel", "rmse")}
@@ -283,16 +292,14 @@ class StereoDepthModule(TaskModule):
         disparity = self.disparity_px(batch["left"])
         depth = self.depth_from_disparity(batch, disparity)
         truth = batch["depth"]
-        valid = torch.isfinite(truth) & (truth > 0)
+        valid, disparity_valid = _valid_masks(batch)
         self.keep_examples(
             batch_idx, left=batch["left"], right=batch["right"], predicted_depth=depth,
             true_depth=torch.where(valid, truth, torch.zeros_like(truth)),
         )  # fmt: skip
         self.depth_sums.update(depth_error_sums(depth, truth, valid))
         true_disparity = batch.get("disparity")
-        disparity_valid = None
         if true_disparity is not None:
-            disparity_valid = valid & torch.isfinite(true_disparity) & (true_disparity > 0)
             self.disparity_sums.update(disparity_error_sums(disparity, true_disparity, disparity_valid))
             if batch_idx == 0:
                 self.disparity_example = {
