@@ -240,8 +240,11 @@ def test_seeds_that_do_not_beat_the_baseline_are_counted_not_hidden(tmp_path: Pa
     table = TABLES["deepmi-table1"]
     cells = assemble(table, load_runs(tmp_path))
     assert cells[("lmi", "exp1/mae_tx")].at_baseline == 1
-    assert "[1 of 3 at baseline]" in to_markdown(table, cells)
-    assert "did not beat the trivial baseline (bimodal cells" in "\n".join(claims(table, cells))
+    assert cells[("lmi", "exp1/mae_tx")].learned == [2.0, 3.0]
+    # the failed seed is counted, and the seeds that learned get their own mean (2.5, std 0.707)
+    assert "[1 of 3 at baseline; the other 2: 2.5 ± 0.707 (2)]" in to_markdown(table, cells)
+    statements = "\n".join(claims(table, cells))
+    assert "lmi 1 of 3 at baseline; the other 2: 2.5 ± 0.707 (2) (bimodal cells" in statements
 
 
 def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:

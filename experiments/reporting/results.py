@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ class Cell:
     diverged: int = 0  # runs of this cell that ended with a non-finite loss (no metrics)
     stopped: int = 0  # runs stopped before their last epoch (time limit, interrupt)
     at_baseline: int = 0  # finished runs that did not beat the best trivial baseline
+    learned: list[float] = field(default_factory=list)  # values of the runs that did beat it
 
     @property
     def mean(self) -> float | None:
@@ -105,9 +106,8 @@ def assemble(
                 and _row_matches(table, row, run)
             ]
             values = [run["metrics"][column.metric] * column.scale for run in mine]
-            at_baseline = sum(
-                not _beats_baseline(run, column, lower_is_better(table, column)) for run in mine
-            )
+            lower = lower_is_better(table, column)
+            learned = [v for run, v in zip(mine, values, strict=True) if _beats_baseline(run, column, lower)]
             known = column.key in paper["columns"]  # the paper may report only some columns
             paper_value = paper_row[paper["columns"].index(column.key)] if known else None
             failed = [
@@ -117,7 +117,7 @@ def assemble(
             ]
             diverged = sum(r.get("status") == "diverged" for r in failed)
             cells[(row, column.key)] = Cell(
-                values, paper_value, diverged, len(failed) - diverged, at_baseline
+                values, paper_value, diverged, len(failed) - diverged, len(values) - len(learned), learned
             )
     return cells
 
@@ -186,6 +186,14 @@ def format_values(values: list[float]) -> str | None:
     return f"{_fmt(cell.mean)} ± {_fmt(cell.std)} ({len(values)})"
 
 
+def _bimodal_note(cell: Cell) -> str:
+    """'k of n at baseline; the other m: mean ± std' (the mean over the seeds that learned)."""
+    note = f"{cell.at_baseline} of {len(cell.values)} at baseline"
+    if cell.learned:
+        note += f"; the other {len(cell.learned)}: {format_values(cell.learned)}"
+    return note
+
+
 def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str:
     """Each cell: ours mean ± std (n seeds) / paper; the best of ours per column in bold.
 
@@ -206,8 +214,8 @@ def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str
             ours = format_values(cell.values) or ("" if cell.diverged or cell.stopped else "not run")
             if best[column.key] == row and cell.mean is not None:
                 ours = f"**{ours}**"
-            if cell.at_baseline:  # bimodal cells: say how many seeds failed rather than hide it in the mean
-                ours = f"{ours} [{cell.at_baseline} of {len(cell.values)} at baseline]"
+            if cell.at_baseline:  # bimodal cells: count the failed seeds and give the others' own mean
+                ours = f"{ours} [{_bimodal_note(cell)}]"
             failures = [
                 f"{n} {what}" for n, what in ((cell.diverged, "diverged"), (cell.stopped, "stopped")) if n
             ]
@@ -286,15 +294,14 @@ def claims(table: Table, cells: dict) -> list[str]:
                 f"{paper_best} {_fmt(claimed.mean)} ({why}; {n} seed(s))."
             )
     for column in table.columns:
-        failing = [
-            f"{row} {cells[(row, column.key)].at_baseline} of {len(cells[(row, column.key)].values)}"
-            for row in table.rows
-            if cells[(row, column.key)].at_baseline
-        ]
-        if failing:
+        failed = [(row, cells[(row, column.key)]) for row in table.rows]
+        failed = [(row, cell) for row, cell in failed if cell.at_baseline]
+        if failed:
+            mixed = any(cell.learned for _, cell in failed)
             statements.append(
-                f"- {column.title}: seeds that did not beat the trivial baseline (bimodal cells; their "
-                f"means mix failures and successes): {', '.join(failing)}."
+                f"- {column.title}: seeds that did not beat the trivial baseline: "
+                + "; ".join(f"{row} {_bimodal_note(cell)}" for row, cell in failed)
+                + (" (bimodal cells: their means mix failures and successes)." if mixed else ".")
             )
     return statements
 

@@ -54,7 +54,8 @@ class AtomicLastCheckpoint(Checkpoint):
         tmp = self.dirpath / f".{LAST}.partial"
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)  # every rank calls it; the strategy writes on rank 0
+        # the full state (optimizer, loops, callbacks) to resume from; every rank calls it, rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, self.last_path)
         trainer.strategy.barrier("atomic_last_checkpoint")
