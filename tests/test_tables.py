@@ -247,6 +247,27 @@ def test_seeds_that_do_not_beat_the_baseline_are_counted_not_hidden(tmp_path: Pa
     assert "lmi 1 of 3 at baseline; the other 2: 2.5 ± 0.707 (2) (bimodal cells" in statements
 
 
+def test_seed_plot_keeps_every_seed_and_the_baselines(tmp_path: Path) -> None:
+    from scripts.plot_seeds import baselines, main, seed_values
+
+    base = {"test/baseline_everywhere_iou_0.05": 0.07, "test/baseline_nowhere_iou_0.05": 0.0}
+    for seed, value in enumerate([0.9, 0.0, 0.8]):  # lmi at N=25: one seed fails
+        _write_run(tmp_path / f"lmi25_{seed}", "exp2_mask", "lmi", 25, seed, {"test/iou_0.05": value, **base})
+    _write_run(tmp_path / "lmi11", "exp2_mask", "lmi", 11, 0, {"test/iou_0.05": 0.7, **base})
+    _write_run(tmp_path / "l1", "exp2_mask", "l1", None, 1, {"test/iou_0.05": 0.6, **base})
+    runs = load_runs(tmp_path)
+    assert seed_values(runs, "test/iou_0.05") == {
+        "lmi N=25": [(0, 0.9), (1, 0.0), (2, 0.8)],  # not averaged: the failed seed stays visible
+        "lmi": [(0, 0.7)],  # the default bin count is the plain loss row
+        "l1": [(1, 0.6)],
+    }
+    assert baselines(runs, "test/iou_0.05") == {"mask everywhere": 0.07, "mask nowhere": 0.0}
+    out = main([str(tmp_path), "--metric", "test/iou_0.05", "--out", str(tmp_path / "seeds.png")])
+    assert out.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(SystemExit):  # a metric no record has is an error, not an empty figure
+        main([str(tmp_path), "--metric", "test/iou_0.99", "--out", str(tmp_path / "none.png")])
+
+
 def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:
     from scripts.plot_curves import main as plot_curves
     from scripts.plot_curves import read_curves
