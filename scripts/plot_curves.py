@@ -15,6 +15,8 @@ import csv
 import json
 from pathlib import Path
 
+from experiments.reporting.figures import save_png
+
 
 def read_curves(folder: Path, metric: str | None = None) -> list[dict]:
     """One entry per curve.csv below ``folder``: the column ``metric`` (default: the first one)."""
@@ -70,10 +72,8 @@ def plot(curves: list[dict], out: Path, title: str) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return save_png(fig, out)
+
 
 
 def main(argv: list[str] | None = None) -> Path:

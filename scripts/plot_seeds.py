@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from experiments.reporting.figures import save_png
 from experiments.reporting.results import default_bins, load_runs
 from experiments.reporting.tables import BASELINES
 
@@ -78,10 +79,7 @@ def plot(runs: list[dict[str, Any]], metrics: list[str], out: Path, title: str) 
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, bbox_to_anchor=(0.5, -0.1))
     fig.suptitle(title, fontsize=10)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return save_png(fig, out)
 
 
 def main(argv: list[str] | None = None) -> Path:
