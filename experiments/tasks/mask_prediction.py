@@ -47,6 +47,25 @@ class MaskPredictionModule(TaskModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
+    def curve_metrics(self, loader) -> dict[str, float]:
+        """IoU of {M_s < t} per threshold over a loader, pooled over every pixel like the test.
+
+        For experiments.runner.curves.TestCurve (does a budget suffice?). Plain sums of
+        intersection and union, not the torchmetrics states: every DDP rank evaluates the whole
+        split here, so nothing is synced. An empty union counts as IoU 0, as torchmetrics does.
+        """
+        intersection = torch.zeros(len(THRESHOLDS), dtype=torch.float64)
+        union = torch.zeros(len(THRESHOLDS), dtype=torch.float64)
+        for batch in loader:
+            source, target = batch["source"].to(self.device), batch["target"].to(self.device)
+            mask, truth = self(source, target), batch["mask"].to(self.device) > 0.5
+            for index, threshold in enumerate(THRESHOLDS):
+                called = dissimilar_region(mask, threshold)
+                intersection[index] += float((called & truth).sum())
+                union[index] += float((called | truth).sum())
+        iou = torch.where(union > 0, intersection / union.clamp(min=1), torch.zeros_like(union))
+        return {f"iou_{t:.2f}": float(value) for t, value in zip(THRESHOLDS, iou, strict=True)}
+
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         mask = self(batch["source"], batch["target"])
         truth = batch["mask"] > 0.5
