@@ -103,6 +103,15 @@ TABLES: dict[str, Table] = {
         ),
         fixed={"loss": "lmi"},
     ),
+    # Exp2 alone, for studies of Exp2's own settings (e.g. its training budget)
+    "deepmi-exp2-mask": Table(
+        name="DeepMI Exp2 (Table 1's losses): IoU of the predicted dissimilar region",
+        paper_key="deepmi_table1",
+        row_field="loss",
+        rows=IMAGE_LOSSES,
+        columns=tuple(c for c in DEEPMI_COLUMNS if c.experiment == "exp2_mask"),
+        sweeps=(Sweep("exp2_mask", (f"loss={','.join(IMAGE_LOSSES)}",)),),
+    ),
     "deepmi-exp3-depth": Table(
         name="DeepMI Exp3 (Table 1's losses): standard depth and disparity metrics",
         paper_key="deepmi_table1",  # the paper reports MAE (m) only
