@@ -2,6 +2,8 @@
 
     python scripts/plot_curves.py results/runs/paper/ib_mnist --out results/figures/ib_mnist_curves.png
     python scripts/plot_curves.py results/runs/middlebury/exp3_depth --metric epe_px --out epe.png
+    python scripts/plot_curves.py results/runs/cpu_30ep/exp2_mask --metric iou_0.40 --yscale linear \
+        --out iou.png
 
 Reads every `<run>/curve.csv` (written by runs with curve_every_n_epochs > 0, e.g. MIGE Table 2's
 MNIST runs) with the loss and seed from the `metrics.json` beside it; unfinished runs that left a
@@ -16,6 +18,7 @@ import json
 from pathlib import Path
 
 from experiments.reporting.figures import save_png
+from experiments.reporting.results import trivial_baselines
 
 
 def read_curves(folder: Path, metric: str | None = None) -> list[dict]:
@@ -31,20 +34,19 @@ def read_curves(folder: Path, metric: str | None = None) -> list[dict]:
         if metric is not None and metric not in columns:
             raise ValueError(f"{path} has no column {metric!r}; it has {', '.join(columns)}")
         name = metric or columns[0]
-        baseline = (record.get("metrics") or {}).get(f"test/baseline_{name}")
         curves.append({
             "label": f"{record.get('loss', path.parent.name)} seed {record.get('seed', '?')}",
             "loss": record.get("loss", path.parent.name),
             "status": record.get("status", "unknown"),
             "metric": name,
-            "baseline": baseline,
+            "baselines": trivial_baselines(record, name),
             "epochs": [int(r["epoch"]) for r in rows],
             "values": [float(r[name]) for r in rows],
         })  # fmt: skip
     return curves
 
 
-def plot(curves: list[dict], out: Path, title: str) -> Path:
+def plot(curves: list[dict], out: Path, title: str, yscale: str = "log") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,12 +65,13 @@ def plot(curves: list[dict], out: Path, title: str) -> Path:
             label=curve["label"],
             lw=1.2,
         )
-    baselines = sorted({c["baseline"] for c in curves if c.get("baseline") is not None})
-    for i, value in enumerate(baselines):  # one per distinct test split (normally one)
-        ax.axhline(value, color="grey", ls="--", lw=1, label="trivial baseline" if i == 0 else None)
+    # one line per distinct trivial baseline (normally one per title: the runs share a test split)
+    baselines = sorted({item for c in curves for item in c["baselines"].items()})
+    for (title, value), ls in zip(baselines, ("--", ":", "-.", (0, (1, 3))) * 4, strict=False):
+        ax.axhline(value, color="grey", ls=ls, lw=1, label=f"baseline: {title}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(curves[0]["metric"].replace("_", " "))
-    ax.set_yscale("log")
+    ax.set_yscale(yscale)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--metric", help="the curve.csv column to plot (default: the first)")
     parser.add_argument("--title", default="test metric per epoch (dotted: unfinished runs)")
+    parser.add_argument(
+        "--yscale", choices=("log", "linear"), default="log",
+        help="log suits errors that shrink by factors; linear suits bounded scores such as IoU",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         curves = read_curves(args.folder, args.metric)
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> Path:
         parser.error(str(exc))
     if not curves:
         parser.error(f"no curve.csv below {args.folder}; runs write one with curve_every_n_epochs=1")
-    return plot(curves, args.out, args.title)
+    return plot(curves, args.out, args.title, args.yscale)
 
 
 if __name__ == "__main__":

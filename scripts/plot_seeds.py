@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.reporting.figures import save_png
-from experiments.reporting.results import default_bins, load_runs
-from experiments.reporting.tables import BASELINES
+from experiments.reporting.results import default_bins, load_runs, trivial_baselines
 
 
 def row_label(run: dict[str, Any]) -> str:
@@ -44,13 +43,10 @@ def seed_values(runs: list[dict[str, Any]], metric: str) -> dict[str, list[tuple
 
 def baselines(runs: list[dict[str, Any]], metric: str) -> dict[str, float]:
     """Trivial baseline title -> its value for ``metric`` (the same in every run of one split)."""
-    name = metric.removeprefix("test/")
     found: dict[str, float] = {}
     for run in runs:
-        for title, pattern in BASELINES.get(run.get("experiment", ""), {}).items():
-            value = run.get("metrics", {}).get(pattern.format(metric=name))
-            if value is not None:
-                found.setdefault(title, value)
+        for title, value in trivial_baselines(run, metric).items():
+            found.setdefault(title, value)
     return found
 
 

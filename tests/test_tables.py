@@ -298,10 +298,9 @@ def test_a_chosen_curve_column_is_plotted_with_the_records_baseline(tmp_path: Pa
         "epoch,step,mae_depth_m,epe_px\n5,125,20.0,4.0\n10,250,12.0,1.5\n"
     )
     (curve,) = read_curves(tmp_path, "epe_px")
-    assert (curve["metric"], curve["values"], curve["baseline"]) == ("epe_px", [4.0, 1.5], 2.8)
-    assert (
-        read_curves(tmp_path)[0]["metric"] == "mae_depth_m" and read_curves(tmp_path)[0]["baseline"] is None
-    )
+    assert (curve["metric"], curve["values"]) == ("epe_px", [4.0, 1.5])
+    assert curve["baselines"] == {"median training depth": 2.8}
+    assert read_curves(tmp_path)[0]["metric"] == "mae_depth_m" and read_curves(tmp_path)[0]["baselines"] == {}
     with pytest.raises(SystemExit):
         plot_curves([str(tmp_path), "--metric", "rmse", "--out", str(tmp_path / "x.png")])
     assert "has no column 'rmse'; it has mae_depth_m, epe_px" in capsys.readouterr().err

@@ -124,13 +124,17 @@ def assemble(
 
 def _beats_baseline(run: dict[str, Any], column: Column, lower: bool) -> bool:
     """Does the run's value beat every trivial baseline logged beside it (True if none is logged)?"""
-    metric = column.metric.removeprefix("test/")
     value = run["metrics"][column.metric]
-    for pattern in BASELINES.get(column.experiment, {}).values():
-        baseline = run["metrics"].get(pattern.format(metric=metric))
-        if baseline is not None and not (value < baseline if lower else value > baseline):
-            return False
-    return True
+    baselines = trivial_baselines(run, column.metric).values()
+    return all(value < baseline if lower else value > baseline for baseline in baselines)
+
+
+def trivial_baselines(run: dict[str, Any], metric: str) -> dict[str, float]:
+    """Baseline title -> the value the run's record logged for ``metric`` (with or without "test/")."""
+    name = metric.removeprefix("test/")
+    patterns = BASELINES.get(run.get("experiment", ""), {})
+    found = {title: (run.get("metrics") or {}).get(p.format(metric=name)) for title, p in patterns.items()}
+    return {title: value for title, value in found.items() if value is not None}
 
 
 def baseline_cells(table: Table, runs: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
