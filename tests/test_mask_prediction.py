@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,19 @@ def test_a_run_with_a_curve_ends_on_its_test_metrics(tmp_path: Path, data_root: 
     for threshold in THRESHOLDS:
         name = f"iou_{threshold:.2f}"
         assert float(rows[-1][name]) == pytest.approx(metrics[f"test/{name}"], abs=1e-6), name
+
+
+def test_mask_value_summary_traces_false_positives_to_black_source_pixels() -> None:
+    from scripts.exp2_mask_values import mask_value_summary, to_markdown
+
+    # 2x2 image: the rectangle is pixel 0; outside, pixel 1 is black and gets M = 0.3
+    source = torch.tensor([0.5, 0.0, 0.6, 0.8]).view(1, 2, 2)
+    item = {"source": source, "target": source, "mask": torch.tensor([1.0, 0, 0, 0]).view(1, 2, 2)}
+    mask = torch.tensor([0.0, 0.3, 0.9, 0.95]).view(1, 1, 2, 2)
+    summary = mask_value_summary(lambda s, t: mask, [item])
+    assert summary["dark_share_outside"] == pytest.approx(1 / 3)
+    assert summary["fp_share_0.20"] == 0 and summary["fp_share_0.40"] == pytest.approx(1 / 3)
+    assert summary["fp_dark_share_0.40"] == 1.0 and math.isnan(summary["fp_dark_share_0.20"])
+    assert summary["tp_share_0.05"] == 1.0
+    row = "| lmi | 0.00% | 0.00% | 0.00% | 33.33% (100%) | 33.33% (100%) | 100.00% |"
+    assert row in to_markdown({"lmi": summary})
