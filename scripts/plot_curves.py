@@ -67,8 +67,8 @@ def plot(curves: list[dict], out: Path, title: str, yscale: str = "log") -> Path
         )
     # one line per distinct trivial baseline (normally one per title: the runs share a test split)
     baselines = sorted({item for c in curves for item in c["baselines"].items()})
-    for (title, value), ls in zip(baselines, ("--", ":", "-.", (0, (1, 3))) * 4, strict=False):
-        ax.axhline(value, color="grey", ls=ls, lw=1, label=f"baseline: {title}")
+    for (name, value), ls in zip(baselines, ("--", ":", "-.", (0, (1, 3))) * 4, strict=False):
+        ax.axhline(value, color="grey", ls=ls, lw=1, label=f"baseline: {name}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(curves[0]["metric"].replace("_", " "))
     ax.set_yscale(yscale)
