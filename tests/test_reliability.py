@@ -85,7 +85,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path: Path) ->
             def barrier(name: str) -> None:
                 pass
 
-        def save_checkpoint(self, path: Path) -> None:
+        def save_checkpoint(self, path: Path, weights_only: bool | None = None) -> None:
             Path(path).write_bytes(b"half a checkpoint")
             raise OSError("disk full")
 
