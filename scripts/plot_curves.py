@@ -4,6 +4,12 @@
     python scripts/plot_curves.py results/runs/middlebury/exp3_depth --metric epe_px --out epe.png
     python scripts/plot_curves.py results/runs/cpu_30ep/exp2_mask --metric iou_0.40 --yscale linear \
         --out iou.png
+    python scripts/plot_curves.py results/runs/middlebury_20ep/exp3_depth \
+        results/runs/middlebury_20ep_ndisp/exp3_depth --label-key model.max_disparity --metric epe_px \
+        --out ablation.png
+
+Several folders can be drawn together; ``--label-key`` names the config setting that tells their
+runs apart (an ablation), which then enters each label and colour.
 
 Reads every `<run>/curve.csv` (written by runs with curve_every_n_epochs > 0, e.g. MIGE Table 2's
 MNIST runs) with the loss and seed from the `metrics.json` beside it; unfinished runs that left a
@@ -21,8 +27,19 @@ from experiments.reporting.figures import save_png
 from experiments.reporting.results import trivial_baselines
 
 
-def read_curves(folder: Path, metric: str | None = None) -> list[dict]:
-    """One entry per curve.csv below ``folder``: the column ``metric`` (default: the first one)."""
+def config_value(record: dict, key: str) -> object:
+    """The value at the dotted ``key`` of a record's config (``model.max_disparity``)."""
+    node: object = record.get("config", {})
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"the record's config has no {key!r} (missing {part!r})")
+        node = node[part]
+    return node
+
+
+def read_curves(folder: Path, metric: str | None = None, label_key: str | None = None) -> list[dict]:
+    """One entry per curve.csv below ``folder``: the column ``metric`` (default: the first one);
+    with ``label_key``, the runs are grouped by the loss and that config setting."""
     curves = []
     for path in sorted(folder.rglob("curve.csv")):
         rows = list(csv.DictReader(path.open()))
@@ -34,9 +51,15 @@ def read_curves(folder: Path, metric: str | None = None) -> list[dict]:
         if metric is not None and metric not in columns:
             raise ValueError(f"{path} has no column {metric!r}; it has {', '.join(columns)}")
         name = metric or columns[0]
+        group = record.get("loss", path.parent.name)
+        if label_key is not None:
+            try:
+                group = f"{group} {label_key.split('.')[-1]}={config_value(record, label_key)}"
+            except ValueError as exc:
+                raise ValueError(f"{record_path}: {exc}") from None
         curves.append({
-            "label": f"{record.get('loss', path.parent.name)} seed {record.get('seed', '?')}",
-            "loss": record.get("loss", path.parent.name),
+            "label": f"{group} seed {record.get('seed', '?')}",
+            "group": group,
             "status": record.get("status", "unknown"),
             "metric": name,
             "baselines": trivial_baselines(record, name),
@@ -52,8 +75,8 @@ def plot(curves: list[dict], out: Path, title: str, yscale: str = "log") -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    losses = sorted({c["loss"] for c in curves})
-    colours = {loss: plt.get_cmap("tab10")(i) for i, loss in enumerate(losses)}
+    groups = sorted({c["group"] for c in curves})
+    colours = {group: plt.get_cmap("tab10")(i) for i, group in enumerate(groups)}
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for curve in curves:
         style = "-" if curve["status"] == "finished" else ":"
@@ -61,7 +84,7 @@ def plot(curves: list[dict], out: Path, title: str, yscale: str = "log") -> Path
             curve["epochs"],
             curve["values"],
             style,
-            color=colours[curve["loss"]],
+            color=colours[curve["group"]],
             label=curve["label"],
             lw=1.2,
         )
@@ -78,14 +101,16 @@ def plot(curves: list[dict], out: Path, title: str, yscale: str = "log") -> Path
     return save_png(fig, out)
 
 
-
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("folder", type=Path, help="searched recursively for curve.csv")
+    parser.add_argument("folders", type=Path, nargs="+", help="searched recursively for curve.csv")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--metric", help="the curve.csv column to plot (default: the first)")
+    parser.add_argument(
+        "--label-key", help="a dotted config key that tells the runs apart, e.g. model.max_disparity"
+    )
     parser.add_argument("--title", default="test metric per epoch (dotted: unfinished runs)")
     parser.add_argument(
         "--yscale", choices=("log", "linear"), default="log",
@@ -93,11 +118,12 @@ def main(argv: list[str] | None = None) -> Path:
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        curves = read_curves(args.folder, args.metric)
+        curves = [c for folder in args.folders for c in read_curves(folder, args.metric, args.label_key)]
     except ValueError as exc:
         parser.error(str(exc))
     if not curves:
-        parser.error(f"no curve.csv below {args.folder}; runs write one with curve_every_n_epochs=1")
+        folders = ", ".join(map(str, args.folders))
+        parser.error(f"no curve.csv below {folders}; runs write one with curve_every_n_epochs=1")
     return plot(curves, args.out, args.title, args.yscale)
 
 

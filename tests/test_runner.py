@@ -155,3 +155,26 @@ def test_debug_scales_never_run_an_experiment_silently_at_paper_size(tmp_path: P
                 or cfg.trainer.max_epochs < paper.trainer.max_epochs
             )
             assert shrunk or cfg.get("module") != paper.get("module"), (debug, experiment)
+
+
+def test_model_dataset_patches_apply_to_their_pair_only(tmp_path: Path, data_root: Path) -> None:
+    """model_dataset/<model>_<dataset>.yaml patches that model on that dataset, and nothing else."""
+    from experiments import CONFIG_DIR
+
+    models = {p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")}
+    datasets = {p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")}
+    pairs = {f"{m}_{d}" for m in models for d in datasets}
+    # the group is optional in the defaults list: a misspelt file name would never apply, silently
+    for patch in (CONFIG_DIR / "model_dataset").glob("*.yaml"):
+        assert patch.stem in pairs, f"{patch.name} names no <model>_<dataset> pair"
+
+    def max_disparity(*overrides: str) -> float:
+        return compose_config(
+            ["experiment=exp3_depth", "logger=none", *overrides], tmp_path, data_root
+        ).model.max_disparity
+
+    # Middlebury 2014 calib.txt of Motorcycle: ndisp = 270 at width 2964
+    assert max_disparity("dataset=middlebury_motorcycle") == pytest.approx(270 / 2964, abs=1e-4)
+    assert max_disparity("dataset=middlebury_motorcycle", "debug=cpu") == pytest.approx(270 / 2964, abs=1e-4)
+    assert max_disparity("dataset=middlebury_motorcycle", "model.max_disparity=0.3") == 0.3
+    assert max_disparity("dataset=kitti_raw") == 0.3

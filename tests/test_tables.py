@@ -350,3 +350,35 @@ def test_fill_commands_name_a_dataset_only_when_it_is_not_the_experiments_defaul
     assert _dataset_override("exp3_depth", runs("deepmi.data.synthetic_stereo.SyntheticStereoDataset")) == []
     middlebury = runs("deepmi.data.middlebury.MiddleburyMotorcycle")
     assert _dataset_override("exp3_depth", middlebury) == ["dataset=middlebury_motorcycle"]
+
+
+def test_an_ablation_across_folders_is_labelled_by_its_config_key(tmp_path: Path, capsys) -> None:
+    from scripts.plot_curves import main as plot_curves
+    from scripts.plot_curves import read_curves
+
+    for folder, bound in (("godard", 0.3), ("ndisp", 0.0911)):
+        run = tmp_path / folder / "lmi"
+        _write_run(run, "exp3_depth", "lmi", 11, 0, {"test/epe_px": 3.0})
+        record = json.loads((run / "metrics.json").read_text())
+        record["config"]["model"] = {"max_disparity": bound}
+        (run / "metrics.json").write_text(json.dumps(record))
+        (run / "curve.csv").write_text(f"epoch,step,epe_px\n5,125,{10 * bound}\n")
+    labels = [
+        c["label"]
+        for f in ("godard", "ndisp")
+        for c in read_curves(tmp_path / f, label_key="model.max_disparity")
+    ]
+    assert labels == ["lmi max_disparity=0.3 seed 0", "lmi max_disparity=0.0911 seed 0"]
+    with pytest.raises(ValueError, match="no 'model.widths'"):
+        read_curves(tmp_path / "godard", label_key="model.widths")
+    out = plot_curves(
+        [
+            str(tmp_path / "godard"),
+            str(tmp_path / "ndisp"),
+            "--label-key",
+            "model.max_disparity",
+            "--out",
+            str(tmp_path / "a.png"),
+        ]
+    )
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

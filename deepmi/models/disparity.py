@@ -20,7 +20,10 @@ class DisparityNet(nn.Module):
     """U-Net from the left image to ``disparity = max_disparity * sigmoid(logits)``.
 
     The output is (B, 1, H, W) in (0, max_disparity), in units of image width (multiply by W for
-    pixels). Godard et al. bound it the same way with ``max_disparity = 0.3``. Unlike Godard et
+    pixels). Godard et al. bound it the same way with ``max_disparity = 0.3``; as sigmoid(0) =
+    0.5, an untrained network predicts about ``max_disparity / 2`` everywhere, so the bound is
+    also the starting point. The configs keep 0.3 unless a dataset publishes its range
+    (``configs/model_dataset/``: Middlebury's ``ndisp``). Unlike Godard et
     al. we output one scale and the left disparity only, because DeepMI trains Exp3 with a
     single reconstruction loss (no multi-scale or left-right consistency terms).
 
