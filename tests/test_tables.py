@@ -382,3 +382,31 @@ def test_an_ablation_across_folders_is_labelled_by_its_config_key(tmp_path: Path
         ]
     )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fill_commands_restore_the_records_setting_after_the_defaults_changed(tmp_path: Path) -> None:
+    """The 20-epoch Middlebury probe ran with 200 crops and Godard's bound 0.3, both since changed
+    for debug=cpu: its fill command must say so, and compose to the probe's own fingerprint."""
+    from experiments.reporting.config_drift import composed_result_config, override_value
+    from experiments.runner.fingerprint import fingerprint
+
+    (source,) = (REPO_ROOT / "results" / "runs" / "middlebury_20ep" / "exp3_depth").glob("*/metrics.json")
+    folder = tmp_path / "middlebury_20ep" / "exp3_depth" / source.parent.name
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(source.read_text())
+    record = json.loads(source.read_text())
+    table = TABLES["deepmi-exp3-depth"]
+    runs = load_runs(tmp_path)
+    (line,) = missing_cells(table, assemble(table, runs), runs)
+    for override in ("dataset.n_train=200", "model.max_disparity=0.3", "trainer.max_epochs=20"):
+        assert f" {override} " in line, line
+    command = line.split("`")[1].split()
+    overrides = [o for o in command[3:] if "=" in o and not o.startswith(("loss=", "hydra.", "records_dir"))]
+    lmi = composed_result_config([*overrides, "loss=lmi"])
+    assert fingerprint(lmi) == record["config_fingerprint"]
+    # without the drift overrides today's debug=cpu is another run
+    today = [o for o in overrides if not o.startswith(("dataset.n_train", "model.max_disparity"))]
+    assert fingerprint(composed_result_config([*today, "loss=lmi"])) != record["config_fingerprint"]
+    assert [override_value(v) for v in (0.3, 200, True, None, "bilinear", [16, 32], "a b")] == [
+        "0.3", "200", "true", "null", "bilinear", "[16,32]", '"a b"'
+    ]

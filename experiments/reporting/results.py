@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from experiments import CONFIG_DIR
+from experiments.reporting.config_drift import drift_overrides
 from experiments.reporting.tables import BASELINES, Column, Table
 
 PAPER_NUMBERS = Path(__file__).resolve().with_name("paper_numbers.yaml")
@@ -317,6 +318,18 @@ def _sweep_overrides(table: Table, rows: list[str]) -> list[str]:
     return [f"loss={','.join(rows)}"]
 
 
+def _one_cell(table: Table, runs: list[dict[str, Any]]) -> list[str]:
+    """The overrides of one run's cell (its loss, bins and seed), to compose a fill command as Hydra
+    would; ``[]`` when there is no record to take them from."""
+    if not runs:
+        return []
+    run = runs[0]
+    cell = [f"loss={run.get('loss')}", f"seed={run.get('seed', 0)}"]
+    if table.row_field == "bins" and run.get("bins") is not None:
+        cell.append(f"loss.bins={run['bins']}")
+    return cell
+
+
 # overrides a fill command sets itself (or that differ per row and seed)
 _OWN_OVERRIDES = ("experiment", "dataset", "debug", "loss", "loss.bins", "seed")
 
@@ -403,12 +416,13 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
         if not short:
             continue
         detail = ", ".join(f"{row} ({counts[row]} of {len(seeds)} seeds)" for row in short)
+        theirs = [r for r in mine if r.get("experiment") == experiment]
+        dataset = _dataset_override(experiment, theirs)
+        setting = [*([f"debug={debug}"] if debug else []), *_common_overrides(theirs)]
+        today = [f"experiment={experiment}", *dataset, *_one_cell(table, theirs), *setting]
         command = [
-            "python run.py -m", f"experiment={experiment}",
-            *_dataset_override(experiment, [r for r in mine if r.get("experiment") == experiment]),
-            *_sweep_overrides(table, short),
-            f"seed={','.join(map(str, seeds))}", *([f"debug={debug}"] if debug else []),
-            *_common_overrides([r for r in mine if r.get("experiment") == experiment]),
+            "python run.py -m", f"experiment={experiment}", *dataset, *_sweep_overrides(table, short),
+            f"seed={','.join(map(str, seeds))}", *setting, *drift_overrides(theirs, today),
         ]  # fmt: skip
         if sweep_dirs:
             known = sweep_dirs.get(experiment) or next(iter(sweep_dirs.values())).parent / experiment
