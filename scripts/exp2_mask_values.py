@@ -7,7 +7,9 @@ I_s * M_s with I_t, so where the source is black (I_s ~ 0) the product, hence th
 depend on M_s at all: the mask is unidentifiable there, and any value it takes is the network's
 extrapolation. This prints, per checkpoint and over the whole test split, the share of pixels
 outside the rectangle called dissimilar at each threshold (false positives) and how dark the
-source is at those pixels, so a low IoU at high thresholds can be traced to such pixels.
+source is at those pixels, so a low IoU at high thresholds can be traced to such pixels; and the
+IoU at each threshold over the identifiable pixels only (I_s > 1/32, the rest left out of both
+the prediction and the truth): the score a loss could reach if black pixels did not count.
 """
 
 from __future__ import annotations
@@ -31,15 +33,23 @@ DARK = 1 / 32
 def mask_value_summary(
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], items: Iterable[dict[str, torch.Tensor]]
 ) -> dict[str, float]:
-    """False-positive shares per threshold, and the share of them on black source pixels.
+    """False-positive shares per threshold, the share of them on black source pixels, and the IoU
+    over the identifiable (not black) pixels, pooled over the items like the test's IoU.
 
     ``predict(source, target)`` maps (1, C, H, W) images to the (1, 1, H, W) mask; ``items`` are
     test items with ``source``, ``target`` and the true ``mask`` (1 inside the rectangle).
     """
     outside_masks, outside_sources, inside_masks = [], [], []
+    lit_intersection = dict.fromkeys(THRESHOLDS, 0)
+    lit_union = dict.fromkeys(THRESHOLDS, 0)
     for item in items:
         mask = predict(item["source"][None], item["target"][None])[0, 0]
         truth = item["mask"][0] > 0.5
+        lit = item["source"][0] > DARK
+        for t in THRESHOLDS:
+            predicted = dissimilar_region(mask, t) & lit
+            lit_intersection[t] += int((predicted & truth & lit).sum())
+            lit_union[t] += int(((predicted | truth) & lit).sum())
         outside_masks.append(mask[~truth])
         outside_sources.append(item["source"][0][~truth])
         inside_masks.append(mask[truth])
@@ -52,6 +62,7 @@ def mask_value_summary(
             float((source[false_positive] <= DARK).float().mean()) if false_positive.any() else float("nan")
         )
         summary[f"tp_share_{t:.2f}"] = float(dissimilar_region(inside, t).float().mean())
+        summary[f"iou_lit_{t:.2f}"] = lit_intersection[t] / lit_union[t] if lit_union[t] else float("nan")
     return summary
 
 
@@ -72,6 +83,15 @@ def to_markdown(rows: dict[str, dict[str, float]]) -> str:
         f"many have a black source (I_s <= 1/{round(1 / DARK)}; {some['dark_share_outside']:.1%} of all "
         "outside pixels are). recall < 0.5: share of the rectangle's pixels with M_s < 0.5."
     )
+    return "\n".join(lines)
+
+
+def iou_markdown(rows: dict[str, dict[str, float]]) -> str:
+    """One line per checkpoint: IoU at each threshold over the identifiable pixels only."""
+    header = ["checkpoint", *(f"IoU_{t} (I_s > 1/{round(1 / DARK)})" for t in THRESHOLDS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, s in rows.items():
+        lines.append("| " + " | ".join([label, *(f"{s[f'iou_lit_{t:.2f}']:.3f}" for t in THRESHOLDS)]) + " |")
     return "\n".join(lines)
 
 
@@ -96,7 +116,7 @@ def main(argv: list[str] | None = None) -> str:
             parser.error(f"{path}: no run config stored in the checkpoint (was it written by run.py?)")
         dataset = instantiate(OmegaConf.create(dataset_config))(split="test")
         rows[label] = mask_value_summary(module, (dataset[i] for i in range(len(dataset))))
-    text = to_markdown(rows)
+    text = to_markdown(rows) + "\n\n" + iou_markdown(rows)
     print(text)
     return text
 

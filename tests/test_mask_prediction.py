@@ -75,7 +75,7 @@ def test_a_run_with_a_curve_ends_on_its_test_metrics(tmp_path: Path, data_root: 
 
 
 def test_mask_value_summary_traces_false_positives_to_black_source_pixels() -> None:
-    from scripts.exp2_mask_values import mask_value_summary, to_markdown
+    from scripts.exp2_mask_values import iou_markdown, mask_value_summary, to_markdown
 
     # 2x2 image: the rectangle is pixel 0; outside, pixel 1 is black and gets M = 0.3
     source = torch.tensor([0.5, 0.0, 0.6, 0.8]).view(1, 2, 2)
@@ -88,3 +88,10 @@ def test_mask_value_summary_traces_false_positives_to_black_source_pixels() -> N
     assert summary["tp_share_0.05"] == 1.0
     row = "| lmi | 0.00% | 0.00% | 0.00% | 33.33% (100%) | 33.33% (100%) | 100.00% |"
     assert row in to_markdown({"lmi": summary})
+    # identifiable pixels 0, 2, 3: the black pixel 1 counts neither as a hit nor as a miss
+    assert [summary[f"iou_lit_{t:.2f}"] for t in THRESHOLDS] == [1.0] * len(THRESHOLDS)
+    assert "| lmi | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |" in iou_markdown({"lmi": summary})
+    # a lit false positive: pixel 3 at M = 0.45 is called dissimilar from t = 0.5 on
+    mask = torch.tensor([0.0, 0.3, 0.9, 0.45]).view(1, 1, 2, 2)
+    summary = mask_value_summary(lambda s, t: mask, [item])
+    assert summary["iou_lit_0.40"] == 1.0 and summary["iou_lit_0.50"] == pytest.approx(1 / 2)
