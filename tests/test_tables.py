@@ -410,3 +410,21 @@ def test_fill_commands_restore_the_records_setting_after_the_defaults_changed(tm
     assert [override_value(v) for v in (0.3, 200, True, None, "bilinear", [16, 32], "a b")] == [
         "0.3", "200", "true", "null", "bilinear", "[16,32]", '"a b"'
     ]
+
+
+def test_a_table_whose_runs_ran_under_different_settings_says_so(tmp_path: Path) -> None:
+    from experiments.reporting.results import mixed_settings, scale_summary
+
+    for seed, bound in ((0, 0.3), (1, 0.0911), (2, 0.0911)):
+        folder = tmp_path / f"lmi{seed}"
+        _write_run(folder, "exp3_depth", "lmi", 11, seed, {"test/mae_depth_m": 1.0})
+        record = json.loads((folder / "metrics.json").read_text())
+        record["config_fingerprint"] = f"f{seed}"
+        record["config"]["model"] = {"max_disparity": bound}
+        record["config"]["seed"] = seed  # per run by design: never reported
+        (folder / "metrics.json").write_text(json.dumps(record))
+    runs = load_runs(tmp_path)
+    assert mixed_settings(runs) == ["model.max_disparity (0.3: 1, 0.0911: 2)"]
+    summary = "\n".join(scale_summary(TABLES["deepmi-exp3-depth"], runs))
+    assert "**not one setting**: the runs differ in model.max_disparity (0.3: 1, 0.0911: 2)" in summary
+    assert mixed_settings([r for r in runs if r["seed"] > 0]) == []

@@ -15,6 +15,7 @@ import yaml
 from experiments import CONFIG_DIR
 from experiments.reporting.config_drift import drift_overrides
 from experiments.reporting.tables import BASELINES, Column, Table
+from experiments.runner.fingerprint import result_config
 
 PAPER_NUMBERS = Path(__file__).resolve().with_name("paper_numbers.yaml")
 
@@ -454,4 +455,30 @@ def scale_summary(table: Table, runs: list[dict[str, Any]]) -> list[str]:
             f"seeds={seeds}; debug={mine[0].get('debug')}; device={', '.join(devices)}; "
             f"total wall time {wall / 60:.1f} min"
         )
+        mixed = mixed_settings(mine)
+        if mixed:
+            lines.append(f"  - **not one setting**: the runs differ in {'; '.join(mixed)}")
     return lines
+
+
+# what a scale is made of: every run of one table's experiment should agree on these
+_SCALE_KEYS = (
+    "dataset.", "model.", "trainer.max_epochs", "dataset_module.batch_size", "lr_by_loss.", "ema_decay",
+)  # fmt: skip
+
+
+def mixed_settings(runs: list[dict[str, Any]]) -> list[str]:
+    """``key (value: n runs, ...)`` for each scale key (data, model, epochs, batch, per-loss lr)
+    on which runs written by the runner disagree, e.g. an ablation's record left among a table's."""
+    configs = [result_config(r["config"]) for r in runs if r.get("config_fingerprint") and r.get("config")]
+    mixed = []
+    for key in sorted(set().union(*configs) if configs else ()):
+        if not key.startswith(_SCALE_KEYS):
+            continue
+        counts: dict[str, int] = {}
+        for config in configs:
+            value = repr(config.get(key, "<absent>"))
+            counts[value] = counts.get(value, 0) + 1
+        if len(counts) > 1:
+            mixed.append(f"{key} ({', '.join(f'{v}: {n}' for v, n in counts.items())})")
+    return mixed
