@@ -20,3 +20,14 @@ def test_readme_library_example_runs() -> None:
     # SSGE on a standard normal: the score -x, recovered to within a loose tolerance
     assert float((namespace["score"] + namespace["samples"]).abs().mean()) < 0.5
     assert isinstance(namespace["per_sample"], torch.Tensor) and namespace["per_sample"].shape == (4,)
+
+
+def test_every_figure_the_docs_show_is_in_the_repository() -> None:
+    """An image link in README.md, RESULTS.md or docs/ must name a file the repository has."""
+    pages = [REPO_ROOT / "README.md", REPO_ROOT / "RESULTS.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    missing = []
+    for page in pages:
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text()):
+            if "://" not in target and not (page.parent / target).is_file():
+                missing.append(f"{page.relative_to(REPO_ROOT)}: {target}")
+    assert not missing, missing
