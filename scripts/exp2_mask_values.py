@@ -48,7 +48,7 @@ def mask_value_summary(
         lit = item["source"][0] > DARK
         for t in THRESHOLDS:
             predicted = dissimilar_region(mask, t) & lit
-            lit_intersection[t] += int((predicted & truth & lit).sum())
+            lit_intersection[t] += int((predicted & truth).sum())
             lit_union[t] += int(((predicted | truth) & lit).sum())
         outside_masks.append(mask[~truth])
         outside_sources.append(item["source"][0][~truth])

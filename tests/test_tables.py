@@ -352,7 +352,7 @@ def test_fill_commands_name_a_dataset_only_when_it_is_not_the_experiments_defaul
     assert _dataset_override("exp3_depth", middlebury) == ["dataset=middlebury_motorcycle"]
 
 
-def test_an_ablation_across_folders_is_labelled_by_its_config_key(tmp_path: Path, capsys) -> None:
+def test_an_ablation_across_folders_is_labelled_by_its_config_key(tmp_path: Path) -> None:
     from scripts.plot_curves import main as plot_curves
     from scripts.plot_curves import read_curves
 

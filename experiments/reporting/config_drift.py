@@ -17,7 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from experiments import CONFIG_DIR
-from experiments.runner.fingerprint import result_config
+from experiments.runner.fingerprint import key_under, result_config
 
 # set per row or per seed by the fill command itself
 _PER_CELL = ("seed", "dataset_module.shuffle_seed", "loss")
@@ -44,17 +44,23 @@ def override_value(value: Any) -> str:
     return json.dumps(value)
 
 
+def runner_configs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The flattened result configs of the records the runner wrote (they carry a
+    ``config_fingerprint``); hand-made or partial records say nothing about a setting."""
+    return [result_config(r["config"]) for r in records if r.get("config_fingerprint") and r.get("config")]
+
+
 def drift_overrides(records: list[dict[str, Any]], overrides: list[str]) -> list[str]:
     """``key=value`` for each key where every record has ``value`` and ``overrides`` compose to
-    something else. Records not written by the runner (no ``config_fingerprint``) say nothing."""
-    configs = [result_config(r["config"]) for r in records if r.get("config_fingerprint") and r.get("config")]
+    something else (records from :func:`runner_configs` only)."""
+    configs = runner_configs(records)
     if not configs:
         return []
     today = composed_result_config(overrides)
     missing = object()
     drift = []
     for key in sorted(set().union(*configs)):
-        if any(key == k or key.startswith(f"{k}.") for k in _PER_CELL):
+        if key_under(key, _PER_CELL):
             continue
         values = [c.get(key, missing) for c in configs]
         if any(v is missing or v != values[0] for v in values) or today.get(key, missing) == values[0]:

@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 
 from experiments import CONFIG_DIR
-from experiments.reporting.config_drift import drift_overrides
+from experiments.reporting.config_drift import drift_overrides, runner_configs
 from experiments.reporting.tables import BASELINES, Column, Table
-from experiments.runner.fingerprint import result_config
+from experiments.runner.fingerprint import key_under
 
 PAPER_NUMBERS = Path(__file__).resolve().with_name("paper_numbers.yaml")
 
@@ -463,17 +463,17 @@ def scale_summary(table: Table, runs: list[dict[str, Any]]) -> list[str]:
 
 # what a scale is made of: every run of one table's experiment should agree on these
 _SCALE_KEYS = (
-    "dataset.", "model.", "trainer.max_epochs", "dataset_module.batch_size", "lr_by_loss.", "ema_decay",
+    "dataset", "model", "trainer.max_epochs", "dataset_module.batch_size", "lr_by_loss", "ema_decay",
 )  # fmt: skip
 
 
 def mixed_settings(runs: list[dict[str, Any]]) -> list[str]:
     """``key (value: n runs, ...)`` for each scale key (data, model, epochs, batch, per-loss lr)
     on which runs written by the runner disagree, e.g. an ablation's record left among a table's."""
-    configs = [result_config(r["config"]) for r in runs if r.get("config_fingerprint") and r.get("config")]
+    configs = runner_configs(runs)
     mixed = []
     for key in sorted(set().union(*configs) if configs else ()):
-        if not key.startswith(_SCALE_KEYS):
+        if not key_under(key, _SCALE_KEYS):
             continue
         counts: dict[str, int] = {}
         for config in configs:

@@ -54,15 +54,16 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: value}
 
 
-def _ignored(key: str) -> bool:
-    return any(key == k or key.startswith(f"{k}.") for k in IGNORED_KEYS)
+def key_under(key: str, roots: tuple[str, ...]) -> bool:
+    """Whether the dotted ``key`` is one of ``roots`` or lies below one (``model.widths`` under ``model``)."""
+    return any(key == root or key.startswith(f"{root}.") for root in roots)
 
 
 def result_config(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """The resolved config flattened to dotted keys, without the keys that cannot change a result."""
     container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
     container = upgrade_config({k: v for k, v in container.items() if k != "hydra"})
-    return {k: v for k, v in _flatten(container).items() if not _ignored(k)}
+    return {k: v for k, v in _flatten(container).items() if not key_under(k, IGNORED_KEYS)}
 
 
 def fingerprint(cfg: DictConfig | dict[str, Any]) -> str:
