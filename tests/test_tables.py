@@ -65,6 +65,11 @@ def test_a_claim_holds_only_when_the_gap_beats_the_spread(tmp_path: Path) -> Non
     assert "lmi best — **does not hold**: l1 1.1 vs lmi 3.1 (gap 2; 2 seed(s))" in text
     text = _claims_for(tmp_path / "chance", lmi=[49.5, 49.5], l1=[49.4, 49.4])
     assert "**undecided**: l1 49.4 vs lmi 49.5 (a gap of 0.1 is under 1% of the value" in text
+    # a large gap against a single-seed rival is still no verdict: one seed has no spread
+    text = _claims_for(tmp_path / "one_seed", lmi=[3.0, 3.2], l1=[1.0])
+    assert "lmi best — **undecided**: l1 1 vs lmi 3.1 (a gap of 2.1, but one side has a single seed" in text
+    text = _claims_for(tmp_path / "one_seed_best", lmi=[1.0], l1=[3.0, 3.2])
+    assert "lmi best — **undecided** (1 vs l1 3.1: a gap of 2.1, but one side has a single seed" in text
 
 
 def test_missing_cells_name_the_rows_and_the_command_that_fills_them(tmp_path: Path) -> None:

@@ -244,22 +244,28 @@ RELATIVE_TIE = 0.01
 
 
 def _decided(a: Cell, b: Cell) -> tuple[bool, str]:
-    """Is the gap between two cells' means larger than their seed spread and than 1 % of the value?"""
+    """Is the gap between two cells' means larger than their seed spread and than 1 % of the value?
+
+    A side with a single seed has no spread, so nothing to weigh the gap against: undecided.
+    """
     margin = abs(a.mean - b.mean)
-    spread = max(a.std, b.std) if min(len(a.values), len(b.values)) > 1 else None
     if margin <= RELATIVE_TIE * max(abs(a.mean), abs(b.mean)):
         return False, f"a gap of {margin:.3g} is under {RELATIVE_TIE:.0%} of the value"
-    if spread is not None and margin <= spread:
+    if min(len(a.values), len(b.values)) < 2:
+        single = "but one side has a single seed and no spread to weigh it against"
+        return False, f"a gap of {margin:.3g}, {single}"
+    spread = max(a.std, b.std)
+    if margin <= spread:
         return False, f"a gap of {margin:.3g} is within the seed spread ({spread:.3g})"
-    note = "" if spread is not None else "; one seed, so no spread to weigh it against"
-    return True, f"gap {margin:.3g}{note}"
+    return True, f"gap {margin:.3g}"
 
 
 def claims(table: Table, cells: dict) -> list[str]:
     """Per column: does the paper's best row come out best in our runs too?
 
-    "holds" / "does not hold" only when the gap to the nearest competitor exceeds the seed spread
-    (std over seeds) and 1 % of the value; otherwise "undecided", with the reason.
+    "holds" / "does not hold" only when both sides have two or more seeds and the gap to the nearest
+    competitor exceeds the seed spread (std over seeds) and 1 % of the value; otherwise
+    "undecided", with the reason.
     """
     statements = []
     for column in table.columns:
