@@ -138,11 +138,17 @@ def test_a_fresh_machine_skips_runs_whose_record_is_committed(tmp_path: Path, da
 
 
 def test_nan_loss_stops_the_run_and_is_recorded_as_diverged(tmp_path: Path, data_root: Path) -> None:
+    from experiments.reporting.results import load_runs, load_unfinished
+
+    records = tmp_path / "records"
     overrides = [*SMOKE, "experiment=ib_mnist", "loss=mine_ib", "module.optimizer.lr=1e4"]
-    record = run(compose_config(overrides, tmp_path, data_root))
+    overrides.append(f"records_dir={records}")
+    record = run(compose_config(overrides, tmp_path / "run", data_root))
     assert record["status"] == "diverged"
     assert isinstance(record["diverged_at_step"], int) and "diverged" in record["stop_reason"]
-    assert "metrics" not in record and _record(tmp_path)["status"] == "diverged"
+    assert "metrics" not in record and _record(tmp_path / "run")["status"] == "diverged"
+    # the divergence is kept with the records (a failed seed for the tables), never as a result
+    assert load_runs(records) == [] and [r["status"] for r in load_unfinished(records)] == ["diverged"]
 
 
 def test_cli_exits_non_zero_when_a_single_run_diverges(tmp_path: Path, data_root: Path) -> None:
@@ -160,9 +166,11 @@ def test_cli_exits_non_zero_when_a_single_run_diverges(tmp_path: Path, data_root
 
 
 def test_max_time_is_recorded_as_stopped_and_not_skipped_later(tmp_path: Path, data_root: Path) -> None:
-    record = run(compose_config([*THREE_EPOCHS, "+trainer.max_time='00:00:00:00'"], tmp_path, data_root))
+    records = tmp_path / "records"
+    stop = [*THREE_EPOCHS, "+trainer.max_time='00:00:00:00'", f"records_dir={records}"]
+    record = run(compose_config(stop, tmp_path, data_root))
     assert record["status"] == "stopped" and "max_time" in record["stop_reason"]
-    assert "metrics" not in record
+    assert "metrics" not in record and not records.exists()  # an interruption is not kept: it resumes
     again = run(
         compose_config([*THREE_EPOCHS, "skip_if_finished=true", "ckpt_path=last"], tmp_path, data_root)
     )

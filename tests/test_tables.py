@@ -212,6 +212,27 @@ def test_baseline_rows_and_failed_runs_are_shown(tmp_path: Path) -> None:
     assert "| l2 | diverged / 1.93 |" in markdown.replace(" 1 diverged", " diverged")
 
 
+def test_a_diverged_seed_counts_as_run_and_is_named_in_missing_cells(tmp_path: Path) -> None:
+    from experiments.reporting.results import load_unfinished
+
+    for seed in (0, 1, 2):
+        _write_run(tmp_path / f"lmi{seed}", "exp1_bar", "lmi", 11, seed, {"test/mae_tx": 1.0})
+    for seed in (0, 1):
+        _write_run(tmp_path / f"l1{seed}", "exp1_bar", "l1", None, seed, {"test/mae_tx": 2.0})
+    for loss in ("l1", "l2"):  # l1 seed 2 and l2 seed 0 diverged
+        folder = tmp_path / f"{loss}_diverged"
+        _write_run(folder, "exp1_bar", loss, None, 2 if loss == "l1" else 0, {})
+        record = json.loads((folder / "metrics.json").read_text())
+        record.update(status="diverged", diverged_at_step=3)
+        (folder / "metrics.json").write_text(json.dumps(record))
+    table = TABLES["deepmi-table1"]
+    runs = load_runs(tmp_path)
+    line = missing_cells(table, assemble(table, runs, load_unfinished(tmp_path)), runs)[0]
+    assert line.startswith("- exp1_bar:")
+    assert "l1 (" not in line  # two finished seeds and a diverged one: nothing to fill
+    assert "l2 (0 of 3 seeds, 1 diverged)" in line and "ssim (0 of 3 seeds)" in line
+
+
 def test_results_md_is_what_make_tables_prints_from_the_committed_records() -> None:
     from experiments.reporting.render import update_results
 

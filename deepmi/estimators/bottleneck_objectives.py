@@ -99,7 +99,9 @@ class MIGEIBObjective(MIObjective):
         eigen_threshold: SSGE threshold (0.94 in the paper's IB experiment).
         conditional_score: ``"ssge"`` estimates ``grad_z log q(z|x)`` from the S samples per input (the
             paper; needs z of shape (B, S, K), S >= 3); ``"analytic"`` uses the Gaussian encoder's
-            ``-(z - mu) / std^2`` (any S >= 1).
+            ``-(z - mu) / std^2`` (any S >= 1). Unstable in many dimensions: SSGE's marginal score is
+            shrunk there (~0.1 of its size at K = 256), and against an exact conditional score the
+            estimate rewards growing the latent's scale (``scripts/ssge_scale_bias.py``).
         samples_per_input: the S the caller should draw (exposed as ``samples_per_input``). With S = 16
             SSGE shrinks the conditional score by ~10-30% on a 2-d Gaussian (see docs/estimators.md).
     """

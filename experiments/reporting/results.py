@@ -418,11 +418,14 @@ def missing_cells(table: Table, cells: dict, runs: list[dict[str, Any]]) -> list
     lines = []
     for experiment in dict.fromkeys(c.experiment for c in table.columns):
         keys = [c.key for c in table.columns if c.experiment == experiment]
+        # a diverged seed is an outcome, not a gap: it counts as run (and is named)
+        diverged = {row: max(cells[(row, key)].diverged for key in keys) for row in table.rows}
         counts = {row: max(len(cells[(row, key)].values) for key in keys) for row in table.rows}
-        short = [row for row in table.rows if counts[row] < len(seeds)]
+        short = [row for row in table.rows if counts[row] + diverged[row] < len(seeds)]
         if not short:
             continue
-        detail = ", ".join(f"{row} ({counts[row]} of {len(seeds)} seeds)" for row in short)
+        failed = {row: f", {diverged[row]} diverged" if diverged[row] else "" for row in short}
+        detail = ", ".join(f"{row} ({counts[row]} of {len(seeds)} seeds{failed[row]})" for row in short)
         theirs = [r for r in mine if r.get("experiment") == experiment]
         dataset = _dataset_override(experiment, theirs)
         setting = [*([f"debug={debug}"] if debug else []), *_common_overrides(theirs)]

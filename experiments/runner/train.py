@@ -180,22 +180,26 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if record["status"] in ("finished", "evaluated"):
             log.info("metrics: %s -> %s", record["metrics"], output_dir / METRICS_FILE)
             print(summarize(record["metrics"]), flush=True)
-            if cfg.get("records_dir") and record["status"] == "finished":
-                keep_record(cfg, output_dir, Path(cfg.records_dir))
         else:
             where = output_dir / METRICS_FILE
             log.error("run %s: %s (%s)", record["status"], record.get("stop_reason"), where)
+        if cfg.get("records_dir") and record["status"] in KEPT_STATUSES:
+            keep_record(cfg, output_dir, Path(cfg.records_dir))
     return record
 
 
 RUN_CONFIG_FILE = "checkpoints/run_config.json"
+# A divergence is an outcome of the method (the tables count it as a failed seed), so its record is
+# kept like a finished one; a stopped run was interrupted and resumes, so it is not.
+KEPT_STATUSES = ("finished", "diverged")
 # small per-run outputs kept with the record (curves, toy tables); never checkpoints or images
 KEPT_SUFFIXES = (".csv",)
 KEPT_MAX_BYTES = 256_000
 
 
 def keep_record(cfg: DictConfig, output_dir: Path, records_dir: Path) -> Path:
-    """Copy a finished run's metrics.json (and its small CSV curves) to records_dir/<run name>/.
+    """Copy a finished or diverged run's metrics.json (and its small CSV curves) to
+    records_dir/<run name>/.
 
     records_dir is meant to be tracked by git (results/runs/<scale>/<experiment>), so the copy has
     the repository's absolute root replaced by "." and nothing machine-specific beyond the
