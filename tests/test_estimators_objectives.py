@@ -21,6 +21,7 @@ KWARGS = {
     "mine_ib": {"x_dim": X_DIM, "z_dim": Z_DIM, "hidden_dim": 16, "embed_dim": 8},
     "mige_ib": {"beta": 1e-2},
     "mige_ib_analytic": {"beta": 1e-2},
+    "mige_ib_mixture": {"beta": 1e-2},
 }
 ADVERSARIAL = {"jsd_pm", "infonce_pm", "mine_ib"}
 
@@ -37,9 +38,12 @@ def _batch(seed: int = 0):
 
 def test_registry_names():
     assert set(OBJECTIVES) == {
-        "jsd", "jsd_pm", "infonce", "infonce_pm", "mige", "vib", "mine_ib", "mige_ib", "mige_ib_analytic"
+        "jsd", "jsd_pm", "infonce", "infonce_pm", "mige", "vib", "mine_ib", "mige_ib", "mige_ib_analytic",
+        "mige_ib_mixture",
     }  # fmt: skip
     assert build_objective("mige_ib_analytic").conditional_score == "analytic"
+    exact = build_objective("mige_ib_mixture")
+    assert (exact.conditional_score, exact.marginal_score) == ("analytic", "mixture")
 
 
 @pytest.mark.parametrize("name", sorted(KWARGS))
@@ -47,9 +51,8 @@ def test_every_objective_runs_and_reaches_the_encoder(name):
     torch.manual_seed(0)
     objective = build_objective(name, **KWARGS[name])
     assert isinstance(objective, MIObjective)
-    assert objective.family == (
-        "bottleneck" if name in {"vib", "mine_ib", "mige_ib", "mige_ib_analytic"} else "infomax"
-    )
+    bottleneck = {"vib", "mine_ib", "mige_ib", "mige_ib_analytic", "mige_ib_mixture"}
+    assert objective.family == ("bottleneck" if name in bottleneck else "infomax")
     encoder, x, z, mu, std = _batch()
     code = z if objective.family == "bottleneck" else mu
     out = objective(x, code, mu=mu, std=std)
@@ -117,6 +120,10 @@ def test_mige_ib_analytic_and_ssge_agree_in_sign_and_vib_needs_mu_std():
         build_objective("vib")(x, z)
     with pytest.raises(ValueError, match="conditional_score"):
         build_objective("mige_ib", conditional_score="exact")
+    with pytest.raises(ValueError, match="marginal_score"):
+        build_objective("mige_ib", marginal_score="exact")
+    with pytest.raises(ValueError, match="std"):
+        build_objective("mige_ib_mixture")(x, z, mu=mu)
     with pytest.raises(ValueError, match="samples_per_input"):
         build_objective("mige_ib", samples_per_input=2)
     assert build_objective("mige_ib").samples_per_input == 16

@@ -13,6 +13,7 @@ from .mige import (
     mige_mi_surrogate,
     mige_stochastic_mi_surrogate,
 )
+from .mixture_score import gaussian_mixture_score
 from .objective import MIObjective
 from .prior_matching import PriorMatching, prior_matching_losses
 from .projection import projection_matrix, random_projection
@@ -37,6 +38,7 @@ __all__ = [
     "build_objective",
     "dv_bound",
     "gaussian_kl_to_standard_normal",
+    "gaussian_mixture_score",
     "infonce_bound",
     "jsd_bound",
     "median_bandwidth",

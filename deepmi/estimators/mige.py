@@ -135,6 +135,7 @@ def mige_stochastic_mi_surrogate(
     z: Tensor,
     *,
     conditional_score: Tensor | None = None,
+    marginal_score: Tensor | None = None,
     eigen_threshold: float = 0.99,
     n_eigen: int | None = None,
 ) -> Tensor:
@@ -144,15 +145,22 @@ def mige_stochastic_mi_surrogate(
     Args:
         z: (B, S, K) samples, S per input (S >= 3 unless ``conditional_score`` is given, S >= 1 then).
         conditional_score: optional known conditional score, see ``mige_conditional_entropy_surrogate``.
+        marginal_score: optional known (B, S, K) ``grad_z log q(z)`` at every sample (e.g.
+            ``gaussian_mixture_score`` of the batch's encoder outputs).
 
-    The marginal score is estimated from ``z[:, 0]`` (B i.i.d. draws of q(z), one per input) and
-    Nystrom-extended to all B * S samples, so the cost is one B x B eigh, not (B S) x (B S).
+    By default the marginal score is estimated from ``z[:, 0]`` (B i.i.d. draws of q(z), one per
+    input) and Nystrom-extended to all B * S samples, so the cost is one B x B eigh, not (B S) x (B S).
     """
     if z.dim() != 3:
         raise ValueError(f"z must have shape (B, S, K), got {tuple(z.shape)}")
     b, s, k = z.shape
     flat = z.reshape(b * s, k)
     kw = {"eigen_threshold": eigen_threshold, "n_eigen": n_eigen}
-    s_marginal = ssge_score(z[:, 0].detach(), flat.detach(), **kw)
+    if marginal_score is None:
+        s_marginal = ssge_score(z[:, 0].detach(), flat.detach(), **kw)
+    elif marginal_score.shape != z.shape:
+        raise ValueError(f"marginal_score {tuple(marginal_score.shape)} must match z {tuple(z.shape)}")
+    else:
+        s_marginal = marginal_score.reshape(b * s, k)
     h_z = -_path_term(flat, s_marginal)
     return h_z - mige_conditional_entropy_surrogate(z, conditional_score=conditional_score, **kw)

@@ -15,7 +15,7 @@ IMAGE_LOSSES = tuple(LOSSES)
 INFOMAX_OBJECTIVES = objective_names("infomax")
 BOTTLENECK_OBJECTIVES = objective_names("bottleneck")
 # a variant of mige_ib that is not in the paper: a row of its table, run on its own (docs/estimators.md)
-VARIANTS = ("mige_ib_analytic",)
+VARIANTS = ("mige_ib_analytic", "mige_ib_mixture")
 BIN_SWEEP = (3, 11, 15, 25)
 
 
