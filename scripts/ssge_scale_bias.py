@@ -84,13 +84,12 @@ def synthetic_sweep(
 def checkpoint_fractions(path: Path, batch: int = 100, samples_per_input: int = 16) -> dict[str, float]:
     """The same ratios for a trained IB encoder (a bottleneck checkpoint) on B training digits."""
     from deepmi.data.mnist import MNIST
-    from deepmi.models.ib_mlp import GaussianMLPEncoder
+    from experiments.tasks.bottleneck import BottleneckModule
 
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    encoder = GaussianMLPEncoder()
-    encoder.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    # rebuilt from the config stored in the checkpoint (any encoder widths), not a default encoder
+    encoder = BottleneckModule.load_from_checkpoint(path).model.eval()
     digits = MNIST(train=True)
-    x = 2 * torch.stack([digits[i][0] for i in range(batch)]) - 1
+    x = 2 * torch.stack([digits[i][0] for i in range(batch)]) - 1  # the module's input scaling
     with torch.no_grad():
         mu, std = encoder.gaussian_params(x)
     quantiles = torch.quantile(std.flatten(), torch.tensor([0.01, 0.5, 0.99]))
