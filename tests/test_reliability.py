@@ -126,6 +126,9 @@ def test_a_fresh_machine_skips_runs_whose_record_is_committed(tmp_path: Path, da
     again = run(compose_config([*overrides, "skip_if_finished=true"], fresh, data_root))
     assert again["wall_time_s"] == first["wall_time_s"] and again["metrics"] == first["metrics"]
     assert not (fresh / "metrics.json").exists()  # nothing was trained
+    # the committed copy names no folder of this machine: the data root outside the repo is a name
+    kept_text = (kept / "metrics.json").read_text()
+    assert str(data_root) not in kept_text and '"root": "$DEEPMI_DATA' in kept_text
     # a kept record of another config is refused, never taken for this run
     record = json.loads((kept / "metrics.json").read_text())
     record["config"]["trainer"]["max_epochs"] = 7
@@ -246,6 +249,35 @@ def test_ib_resume_keeps_the_lr_decay_and_the_test_curve(tmp_path: Path, data_ro
     lrs = [torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"][0]
            ["param_groups"][0]["lr"] for d in "ab"]  # fmt: skip
     assert lrs[0] == lrs[1] == pytest.approx(1e-4 * 0.96**2)
+
+
+def test_wall_time_of_a_resumed_run_sums_its_segments(tmp_path: Path, data_root: Path) -> None:
+    """A run stopped after epoch 1 and resumed reports both segments, not the last one alone."""
+    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpochs", "+callbacks.stop.epochs=1"]
+    first = run(compose_config([*THREE_EPOCHS, *stop], tmp_path, data_root))
+    assert first["status"] == "stopped" and "resumes" not in first
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    before = ckpt["callbacks"]["TrainingClock"]["elapsed_s"]
+    assert 0 < before <= first["wall_time_s"]
+    started = time.perf_counter()
+    resumed = run(compose_config([*THREE_EPOCHS, "ckpt_path=last"], tmp_path, data_root))
+    second = time.perf_counter() - started
+    assert resumed["status"] == "finished" and resumed["resumes"] == 1
+    assert before < resumed["wall_time_s"] <= before + second
+
+
+def test_training_clock_adds_the_time_restored_from_a_checkpoint() -> None:
+    from experiments.runner.training_clock import TrainingClock
+
+    earlier = TrainingClock(started=time.perf_counter() - 100.0)  # a segment 100 s long
+    state = earlier.state_dict()
+    assert state["elapsed_s"] >= 100.0 and state["resumes"] == 0
+    later = TrainingClock()
+    later.load_state_dict(state)
+    assert later.resumes == 1 and 100.0 <= later.elapsed() < 100.0 + 60.0
+    again = TrainingClock()
+    again.load_state_dict(later.state_dict())
+    assert again.resumes == 2 and again.elapsed() >= 100.0
 
 
 # the sweeps RESULTS.md continues with skip_if_finished=true: their committed records must still

@@ -435,7 +435,7 @@ def test_fill_commands_restore_the_records_setting_after_the_defaults_changed(tm
     assert fingerprint(composed_result_config([*today, "loss=lmi"])) != record["config_fingerprint"]
     assert [override_value(v) for v in (0.3, 200, True, None, "bilinear", [16, 32], "a b")] == [
         "0.3", "200", "true", "null", "bilinear", "[16,32]", '"a b"'
-    ]
+    ]  # fmt: skip
 
 
 def test_a_table_whose_runs_ran_under_different_settings_says_so(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from experiments.runner.divergence import StopOnNonFiniteLoss, TrainingDiverged
 from experiments.runner.environment import environment_info
 from experiments.runner.fingerprint import differences, fingerprint, result_config
 from experiments.runner.losses import build_loss
+from experiments.runner.training_clock import TrainingClock
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         check_same_run(cfg, _run_config(output_dir), output_dir, "resumed")
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
-    started = time.perf_counter()
+    clock = TrainingClock()
 
     module = build_module(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -168,12 +168,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "config": resolved,
     }
     if isinstance(module, L.LightningModule):
-        is_main = _fit_and_test(cfg, module, output_dir, record)
+        is_main = _fit_and_test(cfg, module, output_dir, record, clock)
     else:  # a procedure that is not gradient training of one network, e.g. the MIGE toy
         record.update(status="finished", metrics=module.run(output_dir))
         is_main = True
 
-    record["wall_time_s"] = round(time.perf_counter() - started, 2)
+    record["wall_time_s"] = round(clock.elapsed(), 2)  # summed over resumptions
+    if clock.resumes:
+        record["resumes"] = clock.resumes
     record["environment"] = environment_info()
     if is_main:
         _write_record(output_dir, record)
@@ -202,19 +204,31 @@ def keep_record(cfg: DictConfig, output_dir: Path, records_dir: Path) -> Path:
     records_dir/<run name>/.
 
     records_dir is meant to be tracked by git (results/runs/<scale>/<experiment>), so the copy has
-    the repository's absolute root replaced by "." and nothing machine-specific beyond the
-    environment block that says which device produced it.
+    the repository's absolute root replaced by "." and a data folder outside it by
+    "$DEEPMI_DATA", and nothing machine-specific beyond the environment block that says which
+    device produced it.
     """
     target = records_dir / run_name(cfg)
     target.mkdir(parents=True, exist_ok=True)
-    root = str(Path(cfg.paths.root_dir).resolve())
-    text = (output_dir / METRICS_FILE).read_text().replace(root, ".")
+    text = redact_paths((output_dir / METRICS_FILE).read_text(), cfg)
     (target / METRICS_FILE).write_text(text)
     for path in output_dir.iterdir():
         if path.suffix in KEPT_SUFFIXES and path.stat().st_size <= KEPT_MAX_BYTES:
             (target / path.name).write_bytes(path.read_bytes())
     log.info("record kept in %s", target)
     return target
+
+
+def redact_paths(text: str, cfg: DictConfig) -> str:
+    """This machine's absolute folders in a record's text, replaced by names any machine can read."""
+    root = str(Path(cfg.paths.root_dir).resolve())
+    data = str(Path(cfg.paths.data_dir).resolve())
+    if not Path(data).is_relative_to(root):  # DEEPMI_DATA elsewhere (under the root, "./data" is right)
+        text = text.replace(data, DATA_PLACEHOLDER)
+    return text.replace(root, ".")
+
+
+DATA_PLACEHOLDER = "$DEEPMI_DATA"
 
 
 def _finished_record(cfg: DictConfig, folder: Path) -> dict[str, Any] | None:
@@ -281,7 +295,11 @@ def _evaluate(
 
 
 def _fit_and_test(
-    cfg: DictConfig, module: L.LightningModule, output_dir: Path, record: dict[str, Any]
+    cfg: DictConfig,
+    module: L.LightningModule,
+    output_dir: Path,
+    record: dict[str, Any],
+    clock: TrainingClock,
 ) -> bool:
     """Fit (and test if the fit ran to the end); fills record's status and metrics. True on rank 0."""
     datamodule = instantiate(cfg.dataset_module, dataset_factory=instantiate(cfg.dataset))
@@ -298,7 +316,7 @@ def _fit_and_test(
         extra.append(TestCurve(output_dir / CURVE_FILE, every))
     # divergence first: a NaN epoch must raise before the checkpoint overwrites a good one;
     # the checkpoint last, so it holds what the other callbacks did that epoch
-    callbacks = [StopOnNonFiniteLoss(), *extra, checkpoint]
+    callbacks = [StopOnNonFiniteLoss(), clock, *extra, checkpoint]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(record["config"])
