@@ -219,6 +219,9 @@ def keep_record(cfg: DictConfig, output_dir: Path, records_dir: Path) -> Path:
     return target
 
 
+DATA_PLACEHOLDER = "$DEEPMI_DATA"  # what a committed record says for a data root outside the repo
+
+
 def redact_paths(text: str, cfg: DictConfig) -> str:
     """This machine's absolute folders in a record's text, replaced by names any machine can read."""
     root = str(Path(cfg.paths.root_dir).resolve())
@@ -226,9 +229,6 @@ def redact_paths(text: str, cfg: DictConfig) -> str:
     if not Path(data).is_relative_to(root):  # DEEPMI_DATA elsewhere (under the root, "./data" is right)
         text = text.replace(data, DATA_PLACEHOLDER)
     return text.replace(root, ".")
-
-
-DATA_PLACEHOLDER = "$DEEPMI_DATA"
 
 
 def _finished_record(cfg: DictConfig, folder: Path) -> dict[str, Any] | None:
