@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from experiments.reporting.results import assemble, claims, load_runs, missing_cells, to_markdown
+from experiments.reporting.render import render_table
+from experiments.reporting.results import (
+    assemble,
+    claims,
+    load_runs,
+    missing_cells,
+    to_markdown,
+    with_run_rows,
+)
 from experiments.reporting.tables import TABLES
 from tests.conftest import REPO_ROOT
 
@@ -454,3 +462,22 @@ def test_a_table_whose_runs_ran_under_different_settings_says_so(tmp_path: Path)
     summary = "\n".join(scale_summary(TABLES["deepmi-exp3-depth"], runs))
     assert "**not one setting**: the runs differ in model.max_disparity (0.3: 1, 0.0911: 2)" in summary
     assert mixed_settings([r for r in runs if r["seed"] > 0]) == []
+
+
+def test_a_bin_count_beyond_the_papers_gets_its_own_row_where_it_was_run(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        _write_run(tmp_path / f"n11_{seed}", "exp3_depth", "lmi", 11, seed, {"test/mae_depth_m": 10.0 + seed})
+        _write_run(tmp_path / f"n50_{seed}", "exp3_depth", "lmi", 50, seed, {"test/mae_depth_m": 8.0 + seed})
+    _write_run(tmp_path / "n50_ssim", "exp3_depth", "ssim", 50, 0, {"test/mae_depth_m": 1.0})  # not L_LMI
+    _write_run(tmp_path / "exp1", "exp1_bar", "lmi", 11, 0, {"test/mae_tx": 1.0})
+    runs = load_runs(tmp_path)
+    markdown = render_table("deepmi-table2", runs)
+    rows = [line.split(" | ")[0] for line in markdown.splitlines() if line.startswith("| ")]
+    assert rows[1:6] == ["| 3", "| 11", "| 15", "| 25", "| 50"]  # numeric order, after the header
+    assert "8.5 ± 0.707 (2)" in markdown
+    missing = {line.split(":")[0]: line for line in markdown.splitlines() if line.startswith("- exp")}
+    # N = 50 ran for Exp3 only: Exp1 is not asked to fill it, Exp3's paper rows still are
+    assert "50 (" not in missing["- exp1_bar"] and "3 (0 of" in missing["- exp1_bar"]
+    assert "50 (" not in missing["- exp3_depth"] and "loss.bins=3,15,25 " in missing["- exp3_depth"]
+    # the Table 1 view of the same runs has no bins rows to add
+    assert with_run_rows(TABLES["deepmi-table1"], runs) is TABLES["deepmi-table1"]

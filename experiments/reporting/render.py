@@ -16,6 +16,7 @@ from experiments.reporting.results import (
     missing_cells,
     scale_summary,
     to_markdown,
+    with_run_rows,
 )
 from experiments.reporting.tables import TABLES
 from experiments.reporting.toy_summary import toy_markdown, toy_rows
@@ -25,7 +26,7 @@ FIGURE_TABLES = ("mige-fig1",)
 
 def render_table(name: str, runs: list[dict], unfinished: list[dict] = (), cells: dict | None = None) -> str:
     """The markdown of one paper table from run records (what RESULTS.md embeds)."""
-    table = TABLES[name]
+    table = with_run_rows(TABLES[name], runs)
     cells = assemble(table, runs, unfinished) if cells is None else cells
     parts = [
         f"### {table.name}",
@@ -48,7 +49,7 @@ def render_table(name: str, runs: list[dict], unfinished: list[dict] = (), cells
 
 
 def write_table(name: str, runs: list[dict], out_dir: Path, unfinished: list[dict] = ()) -> Path:
-    table = TABLES[name]
+    table = with_run_rows(TABLES[name], runs)
     cells = assemble(table, runs, unfinished)
     md = out_dir / f"{name}.md"
     md.write_text(render_table(name, runs, unfinished, cells))

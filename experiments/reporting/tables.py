@@ -49,6 +49,8 @@ class Table:
     sweeps: tuple[Sweep, ...]
     # for rows keyed by loss: only runs at these loss settings count (Table 1 uses default bins)
     fixed: dict[str, object] = field(default_factory=dict)
+    # rows beyond the paper's that runs filled (a bin count outside BIN_SWEEP); see with_run_rows
+    extra_rows: tuple[str, ...] = ()
 
 
 DEEPMI_COLUMNS = (
