@@ -114,6 +114,15 @@ TABLES: dict[str, Table] = {
         columns=tuple(c for c in DEEPMI_COLUMNS if c.experiment == "exp2_mask"),
         sweeps=(Sweep("exp2_mask", (f"loss={','.join(IMAGE_LOSSES)}",)),),
     ),
+    "deepmi-exp2-mask-bins": Table(
+        name="DeepMI Exp2 (Table 2's bin counts N for L_LMI): IoU of the predicted dissimilar region",
+        paper_key="deepmi_table2",
+        row_field="bins",
+        rows=tuple(str(n) for n in BIN_SWEEP),
+        columns=tuple(c for c in DEEPMI_COLUMNS if c.experiment == "exp2_mask"),
+        sweeps=(Sweep("exp2_mask", ("loss=lmi", f"loss.bins={','.join(map(str, BIN_SWEEP))}")),),
+        fixed={"loss": "lmi"},
+    ),
     "deepmi-exp3-depth": Table(
         name="DeepMI Exp3 (Table 1's losses): standard depth and disparity metrics",
         paper_key="deepmi_table1",  # the paper reports MAE (m) only
