@@ -481,3 +481,12 @@ def test_a_bin_count_beyond_the_papers_gets_its_own_row_where_it_was_run(tmp_pat
     assert "50 (" not in missing["- exp3_depth"] and "loss.bins=3,15,25 " in missing["- exp3_depth"]
     # the Table 1 view of the same runs has no bins rows to add
     assert with_run_rows(TABLES["deepmi-table1"], runs) is TABLES["deepmi-table1"]
+
+
+def test_the_scale_line_names_the_datas_own_seed(tmp_path: Path) -> None:
+    _write_run(tmp_path / "run", "exp3_depth", "ssim", None, 0, {"test/mae_depth_m": 9.0})
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    record["config"]["dataset"] = {"n_train": 200, "seed": 999}
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(record))
+    markdown = render_table("deepmi-exp3-depth", load_runs(tmp_path))
+    assert "n_train=200, data seed=999; epochs=1; seeds=[0]" in markdown

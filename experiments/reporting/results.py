@@ -482,6 +482,8 @@ def scale_summary(table: Table, runs: list[dict[str, Any]]) -> list[str]:
         config = mine[0]["config"]
         data = config.get("dataset") or {}
         sizes = ", ".join(f"{k}={data[k]}" for k in ("n_train", "n_test", "height", "width") if k in data)
+        if "seed" in data:  # the data's own seed (scenes, crops), not the run's: e.g. held-out scenes
+            sizes += f", data seed={data['seed']}"
         seeds = sorted({r.get("seed") for r in mine}, key=str)
         devices = sorted({r["environment"]["device"] for r in mine})
         wall = sum(r.get("wall_time_s", 0) for r in mine)
