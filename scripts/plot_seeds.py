@@ -5,14 +5,22 @@ shows at a glance, where a table's mean ± std hides it.
     python scripts/plot_seeds.py results/runs/cpu/exp2_mask --metric test/iou_0.05 test/iou_0.50 \\
         --out results/figures/exp2_mask_seeds_cpu.png
 
-Reads the finished records below the folder (metrics.json, as make_tables.py does); a histogram
-loss at a bin count other than its default is its own column ("lmi N=25").
+Reads the finished records below each folder (metrics.json, as make_tables.py does); a histogram
+loss at a bin count other than its default is its own column ("lmi N=25"). A hyper-parameter
+sweep kept in sibling folders is compared by naming the key that differs:
+
+    python scripts/plot_seeds.py results/runs/cpu_heldout/exp3_depth \\
+        results/runs/cpu_heldout_ssim_lr3e-4/exp3_depth --label-key module.optimizer.lr \\
+        --metric test/mae_depth_m --out results/figures/exp3_heldout_seeds.png
+
+makes the columns "ssim lr=0.001", "ssim lr=0.0003", ...
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +28,50 @@ from experiments.reporting.figures import save_png
 from experiments.reporting.results import default_bins, load_runs, trivial_baselines
 
 
-def row_label(run: dict[str, Any]) -> str:
-    """The loss, with its bin count when that is not the loss's default."""
+def config_value(run: dict[str, Any], dotted_key: str) -> Any:
+    """The value of ``a.b.c`` in the run's resolved config; a missing key is an error naming it."""
+    node: Any = run.get("config", {})
+    for part in dotted_key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"record {run.get('path', '?')} has no config key {dotted_key!r}")
+        node = node[part]
+    return node
+
+
+def row_label(run: dict[str, Any], label_keys: Sequence[str] = ()) -> str:
+    """The loss, with its bin count when that is not the loss's default, then ``key=value`` for
+    each of ``label_keys`` (named by their last component)."""
     loss, bins = run.get("loss", "?"), run.get("bins")
-    return loss if bins == default_bins(loss) else f"{loss} N={bins}"
+    label = loss if bins == default_bins(loss) else f"{loss} N={bins}"
+    for key in label_keys:
+        label += f" {key.rsplit('.', 1)[-1]}={config_value(run, key)}"
+    return label
 
 
-def _order(label: str) -> tuple[str, int]:
-    """Losses alphabetically; a loss's default bin count first, then its other counts ascending."""
-    loss, _, bins = label.partition(" N=")
-    return loss, int(bins) if bins.isdigit() else -1
+def _number(text: str) -> tuple[float, str]:
+    try:
+        return float(text), text
+    except ValueError:
+        return float("inf"), text
 
 
-def seed_values(runs: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[int, float]]]:
+def _order(label: str) -> tuple[str, int, tuple[tuple[float, str], ...]]:
+    """Losses alphabetically; a loss's default bin count first, then its other counts ascending;
+    then the label keys' values, numerically where they are numbers."""
+    loss, _, rest = label.partition(" ")
+    bins, _, keys = rest.removeprefix("N=").partition(" ") if rest.startswith("N=") else ("", "", rest)
+    values = tuple(_number(pair.partition("=")[2]) for pair in keys.split())
+    return loss, int(bins) if bins.isdigit() else -1, values
+
+
+def seed_values(
+    runs: list[dict[str, Any]], metric: str, label_keys: Sequence[str] = ()
+) -> dict[str, list[tuple[int, float]]]:
     """label -> [(seed, value)] for the runs that report ``metric``, labels in first-seen order."""
     values: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for run in runs:
         if metric in run.get("metrics", {}):
-            values[row_label(run)].append((run.get("seed", -1), run["metrics"][metric]))
+            values[row_label(run, label_keys)].append((run.get("seed", -1), run["metrics"][metric]))
     return {label: sorted(pairs) for label, pairs in values.items()}
 
 
@@ -50,7 +84,9 @@ def baselines(runs: list[dict[str, Any]], metric: str) -> dict[str, float]:
     return found
 
 
-def plot(runs: list[dict[str, Any]], metrics: list[str], out: Path, title: str) -> Path:
+def plot(
+    runs: list[dict[str, Any]], metrics: list[str], out: Path, title: str, label_keys: Sequence[str] = ()
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,7 +94,7 @@ def plot(runs: list[dict[str, Any]], metrics: list[str], out: Path, title: str) 
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1, 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        per_row = seed_values(runs, metric)
+        per_row = seed_values(runs, metric, label_keys)
         if not per_row:
             raise ValueError(f"no finished record reports {metric!r}")
         labels = sorted(per_row, key=_order)
@@ -73,7 +109,10 @@ def plot(runs: list[dict[str, Any]], metrics: list[str], out: Path, title: str) 
         ax.set_title(metric.removeprefix("test/"), fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, bbox_to_anchor=(0.5, -0.1))
+    if names:  # records written before the baselines were measured have none
+        fig.legend(
+            handles, names, loc="lower center", ncol=len(names), fontsize=8, bbox_to_anchor=(0.5, -0.1)
+        )
     fig.suptitle(title, fontsize=10)
     return save_png(fig, out)
 
@@ -82,16 +121,23 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("folder", type=Path, help="searched recursively for metrics.json")
+    parser.add_argument("folders", type=Path, nargs="+", help="searched recursively for metrics.json")
     parser.add_argument("--metric", nargs="+", required=True, help="metric keys, e.g. test/iou_0.05")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--title", default="final test metric per seed (dashed: trivial baselines)")
+    parser.add_argument(
+        "--label-key", nargs="+", default=[], metavar="KEY",
+        help="config keys (dotted, e.g. module.optimizer.lr) whose values join each column's label",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    runs = load_runs(args.folder)
-    if not runs:
-        parser.error(f"no finished run record (metrics.json) below {args.folder}")
+    runs = []
+    for folder in args.folders:  # one folder at a time: the same seed may sit in two sweeps
+        found = load_runs(folder)
+        if not found:
+            parser.error(f"no finished run record (metrics.json) below {folder}")
+        runs += found
     try:
-        return plot(runs, args.metric, args.out, args.title)
+        return plot(runs, args.metric, args.out, args.title, args.label_key)
     except ValueError as exc:
         parser.error(str(exc))
 

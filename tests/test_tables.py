@@ -302,6 +302,34 @@ def test_seed_plot_keeps_every_seed_and_the_baselines(tmp_path: Path) -> None:
         main([str(tmp_path), "--metric", "test/iou_0.99", "--out", str(tmp_path / "none.png")])
 
 
+def test_seed_plot_compares_sweeps_kept_in_sibling_folders_by_a_config_key(tmp_path: Path) -> None:
+    from scripts.plot_seeds import _order, main, seed_values
+
+    for epochs, values in ((1, [0.5, 0.6]), (10, [0.8, 0.9])):
+        for seed, value in enumerate(values):  # the same loss and seeds in two sweeps
+            folder = tmp_path / f"ep{epochs}" / f"l1_{seed}"
+            _write_run(folder, "exp2_mask", "l1", None, seed, {"test/iou_0.05": value})
+            record = json.loads((folder / "metrics.json").read_text())
+            record["config"]["trainer"]["max_epochs"] = epochs
+            (folder / "metrics.json").write_text(json.dumps(record))
+    runs = load_runs(tmp_path / "ep1") + load_runs(tmp_path / "ep10")
+    assert seed_values(runs, "test/iou_0.05", ["trainer.max_epochs"]) == {
+        "l1 max_epochs=1": [(0, 0.5), (1, 0.6)],
+        "l1 max_epochs=10": [(0, 0.8), (1, 0.9)],
+    }
+    # numeric order of the key's values, bin counts before them
+    labels = ["lmi N=25 lr=0.001", "lmi lr=0.01", "lmi lr=0.001", "lmi lr=1e-05"]
+    assert sorted(labels, key=_order) == ["lmi lr=1e-05", "lmi lr=0.001", "lmi lr=0.01", "lmi N=25 lr=0.001"]
+    out = tmp_path / "sweep.png"
+    folders = [str(tmp_path / "ep1"), str(tmp_path / "ep10")]
+    main([*folders, "--metric", "test/iou_0.05", "--label-key", "trainer.max_epochs", "--out", str(out)])
+    assert out.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(SystemExit):  # a key no record has is named, not plotted as "None"
+        main([*folders, "--metric", "test/iou_0.05", "--label-key", "trainer.lr", "--out", str(out)])
+    with pytest.raises(SystemExit):  # an empty folder among several is an error too
+        main([*folders, str(tmp_path / "empty"), "--metric", "test/iou_0.05", "--out", str(out)])
+
+
 def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:
     from scripts.plot_curves import main as plot_curves
     from scripts.plot_curves import read_curves
