@@ -24,17 +24,7 @@ import json
 from pathlib import Path
 
 from experiments.reporting.figures import save_png
-from experiments.reporting.results import trivial_baselines
-
-
-def config_value(record: dict, key: str) -> object:
-    """The value at the dotted ``key`` of a record's config (``model.max_disparity``)."""
-    node: object = record.get("config", {})
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ValueError(f"the record's config has no {key!r} (missing {part!r})")
-        node = node[part]
-    return node
+from experiments.reporting.results import config_value, trivial_baselines
 
 
 def read_curves(folder: Path, metric: str | None = None, label_key: str | None = None) -> list[dict]:

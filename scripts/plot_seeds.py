@@ -25,17 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.reporting.figures import save_png
-from experiments.reporting.results import default_bins, load_runs, trivial_baselines
-
-
-def config_value(run: dict[str, Any], dotted_key: str) -> Any:
-    """The value of ``a.b.c`` in the run's resolved config; a missing key is an error naming it."""
-    node: Any = run.get("config", {})
-    for part in dotted_key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ValueError(f"record {run.get('path', '?')} has no config key {dotted_key!r}")
-        node = node[part]
-    return node
+from experiments.reporting.results import config_value, default_bins, load_runs, trivial_baselines
 
 
 def row_label(run: dict[str, Any], label_keys: Sequence[str] = ()) -> str:

@@ -52,6 +52,18 @@ def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
     return runs
 
 
+def config_value(record: dict[str, Any], dotted_key: str) -> Any:
+    """The value at ``a.b.c`` of a record's resolved config (``model.max_disparity``); a missing
+    key is an error naming it and the record."""
+    node: Any = record.get("config", {})
+    for part in dotted_key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            where = record.get("path", "the record")
+            raise ValueError(f"{where} has no config key {dotted_key!r} (missing {part!r})")
+        node = node[part]
+    return node
+
+
 @cache
 def default_bins(loss: str) -> int | None:
     path = CONFIG_DIR / "loss" / f"{loss}.yaml"
