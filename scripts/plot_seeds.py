@@ -25,33 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.reporting.figures import save_png
-from experiments.reporting.results import config_value, default_bins, load_runs, trivial_baselines
-
-
-def row_label(run: dict[str, Any], label_keys: Sequence[str] = ()) -> str:
-    """The loss, with its bin count when that is not the loss's default, then ``key=value`` for
-    each of ``label_keys`` (named by their last component)."""
-    loss, bins = run.get("loss", "?"), run.get("bins")
-    label = loss if bins == default_bins(loss) else f"{loss} N={bins}"
-    for key in label_keys:
-        label += f" {key.rsplit('.', 1)[-1]}={config_value(run, key)}"
-    return label
-
-
-def _number(text: str) -> tuple[float, str]:
-    try:
-        return float(text), text
-    except ValueError:
-        return float("inf"), text
-
-
-def _order(label: str) -> tuple[str, int, tuple[tuple[float, str], ...]]:
-    """Losses alphabetically; a loss's default bin count first, then its other counts ascending;
-    then the label keys' values, numerically where they are numbers."""
-    loss, _, rest = label.partition(" ")
-    bins, _, keys = rest.removeprefix("N=").partition(" ") if rest.startswith("N=") else ("", "", rest)
-    values = tuple(_number(pair.partition("=")[2]) for pair in keys.split())
-    return loss, int(bins) if bins.isdigit() else -1, values
+from experiments.reporting.results import load_runs, trivial_baselines
+from experiments.reporting.setting_sweep import label_order, run_label
 
 
 def seed_values(
@@ -61,7 +36,7 @@ def seed_values(
     values: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for run in runs:
         if metric in run.get("metrics", {}):
-            values[row_label(run, label_keys)].append((run.get("seed", -1), run["metrics"][metric]))
+            values[run_label(run, label_keys)].append((run.get("seed", -1), run["metrics"][metric]))
     return {label: sorted(pairs) for label, pairs in values.items()}
 
 
@@ -87,7 +62,7 @@ def plot(
         per_row = seed_values(runs, metric, label_keys)
         if not per_row:
             raise ValueError(f"no finished record reports {metric!r}")
-        labels = sorted(per_row, key=_order)
+        labels = sorted(per_row, key=label_order)
         for x, label in enumerate(labels):
             seeds = per_row[label]
             # spread the dots sideways by seed so equal values stay visible
@@ -121,12 +96,12 @@ def main(argv: list[str] | None = None) -> Path:
     )  # fmt: skip
     args = parser.parse_args(argv)
     runs = []
-    for folder in args.folders:  # one folder at a time: the same seed may sit in two sweeps
-        found = load_runs(folder)
-        if not found:
-            parser.error(f"no finished run record (metrics.json) below {folder}")
-        runs += found
     try:
+        for folder in args.folders:  # one folder at a time: the same seed may sit in two sweeps
+            found = load_runs(folder, args.label_key)
+            if not found:
+                parser.error(f"no finished run record (metrics.json) below {folder}")
+            runs += found
         return plot(runs, args.metric, args.out, args.title, args.label_key)
     except ValueError as exc:
         parser.error(str(exc))

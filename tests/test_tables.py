@@ -303,7 +303,8 @@ def test_seed_plot_keeps_every_seed_and_the_baselines(tmp_path: Path) -> None:
 
 
 def test_seed_plot_compares_sweeps_kept_in_sibling_folders_by_a_config_key(tmp_path: Path) -> None:
-    from scripts.plot_seeds import _order, main, seed_values
+    from experiments.reporting.setting_sweep import label_order
+    from scripts.plot_seeds import main, seed_values
 
     for epochs, values in ((1, [0.5, 0.6]), (10, [0.8, 0.9])):
         for seed, value in enumerate(values):  # the same loss and seeds in two sweeps
@@ -319,7 +320,12 @@ def test_seed_plot_compares_sweeps_kept_in_sibling_folders_by_a_config_key(tmp_p
     }
     # numeric order of the key's values, bin counts before them
     labels = ["lmi N=25 lr=0.001", "lmi lr=0.01", "lmi lr=0.001", "lmi lr=1e-05"]
-    assert sorted(labels, key=_order) == ["lmi lr=1e-05", "lmi lr=0.001", "lmi lr=0.01", "lmi N=25 lr=0.001"]
+    assert sorted(labels, key=label_order) == [
+        "lmi lr=1e-05",
+        "lmi lr=0.001",
+        "lmi lr=0.01",
+        "lmi N=25 lr=0.001",
+    ]
     out = tmp_path / "sweep.png"
     folders = [str(tmp_path / "ep1"), str(tmp_path / "ep10")]
     main([*folders, "--metric", "test/iou_0.05", "--label-key", "trainer.max_epochs", "--out", str(out)])
@@ -328,6 +334,49 @@ def test_seed_plot_compares_sweeps_kept_in_sibling_folders_by_a_config_key(tmp_p
         main([*folders, "--metric", "test/iou_0.05", "--label-key", "trainer.lr", "--out", str(out)])
     with pytest.raises(SystemExit):  # an empty folder among several is an error too
         main([*folders, str(tmp_path / "empty"), "--metric", "test/iou_0.05", "--out", str(out)])
+
+
+def test_a_setting_sweep_table_puts_sibling_folders_side_by_side(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from experiments.reporting import setting_sweep
+    from experiments.reporting.render import render_block
+
+    def write(folder: str, loss: str, bins: int | None, lr: float, seed: int, mae: float) -> None:
+        path = tmp_path / folder / f"{loss}{bins}_{lr}_{seed}"
+        _write_run(
+            path, "exp3_depth", loss, bins, seed, {"test/mae_depth_m": mae, "test/baseline_mae_depth_m": 17.0}
+        )
+        record = json.loads((path / "metrics.json").read_text())
+        record["config"]["module"] = {"optimizer": {"lr": lr}}
+        (path / "metrics.json").write_text(json.dumps(record))
+
+    for seed, (ssim, lmi50) in enumerate([(10.0, 8.0), (11.0, 9.0)]):
+        write("base/exp3_depth", "ssim", None, 0.001, seed, ssim)
+        write("base/exp3_depth", "lmi", 50, 0.001, seed, lmi50)
+        write("tuned/exp3_depth", "ssim", None, 0.003, seed, ssim - 3.0)  # the same seeds, another lr
+    write("tuned/exp3_depth", "ssim", None, 0.01, 0, 20.0)  # worse than the baseline: counted
+    sweep = setting_sweep.SettingSweep(
+        "t", ("base/exp3_depth", "tuned/exp3_depth"), "module.optimizer.lr", "deepmi-exp3-depth"
+    )
+    monkeypatch.setitem(setting_sweep.SETTING_SWEEPS, "t", sweep)
+    text = render_block("sweep/t", tmp_path)
+    rows = [
+        line.split(" | ")[:2] for line in text.splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    assert rows == [
+        ["| setting", "MAE (m)"],
+        ["| lmi N=50 lr=0.001", "8.5 ± 0.707 (2)"],
+        ["| ssim lr=0.001", "10.5 ± 0.707 (2)"],
+        ["| ssim lr=0.003", "**7.5 ± 0.707 (2)**"],  # both seeds kept: not deduplicated across folders
+        ["| ssim lr=0.01", "20 (1) [1 of 1 at baseline]"],
+        ["| *baseline: median training depth*", "*17*"],
+    ]
+    assert "No records yet." in render_block("sweep/t", tmp_path / "elsewhere")
+    monkeypatch.setitem(setting_sweep.SETTING_SWEEPS, "t", replace(sweep, only=("ssim",)))
+    assert "lmi N=50" not in render_block("sweep/t", tmp_path)  # "ssim" keeps ssim rows only
+    with pytest.raises(ValueError, match="unknown setting sweep 'nope'"):
+        render_block("sweep/nope", tmp_path)
 
 
 def test_curves_are_plotted_per_run_from_records(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from experiments.reporting.results import (
     to_markdown,
     with_run_rows,
 )
+from experiments.reporting.setting_sweep import render_setting_sweep
 from experiments.reporting.tables import TABLES
 from experiments.reporting.toy_summary import toy_markdown, toy_rows
 
@@ -116,6 +117,8 @@ def render_block(key: str, records: Path = RECORDS) -> str:
     scale, _, name = key.partition("/")
     if scale == "ablation":
         return render_ablation(name, records.parent / "ablation")
+    if scale == "sweep":
+        return render_setting_sweep(name, records)
     folder = records / scale
     if name not in (*TABLES, *FIGURE_TABLES):
         raise ValueError(f"unknown table {name!r} in block {key!r}; use one of {[*TABLES, *FIGURE_TABLES]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -36,15 +37,17 @@ def load_unfinished(runs_dir: Path) -> list[dict[str, Any]]:
     return [record for _, record in _records(runs_dir) if record.get("status") in ("diverged", "stopped")]
 
 
-def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
+def load_runs(runs_dir: Path, distinct_by: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every finished run below runs_dir (unfinished or unreadable ones are skipped).
 
     Runs of the same (experiment, loss, bins, seed) count once: Table 1's default-bins L_LMI run
-    and Table 2's explicit loss.bins=11 run are the same configuration.
+    and Table 2's explicit loss.bins=11 run are the same configuration. ``distinct_by``: dotted
+    config keys that tell runs apart too (a learning rate swept in one folder).
     """
     runs, seen = [], set()
     for path, record in _records(runs_dir):
         key = tuple(record.get(k) for k in ("experiment", "loss", "bins", "seed"))
+        key += tuple(str(config_value(record, k)) for k in distinct_by)
         if record.get("status") == "finished" and key not in seen:
             seen.add(key)
             record["path"] = str(path.parent)
@@ -59,7 +62,7 @@ def config_value(record: dict[str, Any], dotted_key: str) -> Any:
     for part in dotted_key.split("."):
         if not isinstance(node, dict) or part not in node:
             where = record.get("path", "the record")
-            raise ValueError(f"{where} has no config key {dotted_key!r} (missing {part!r})")
+            raise ValueError(f"{where} has no {dotted_key!r} in its config (missing {part!r})")
         node = node[part]
     return node
 
