@@ -46,11 +46,11 @@ def load_runs(runs_dir: Path, distinct_by: Sequence[str] = ()) -> list[dict[str,
     """
     runs, seen = [], set()
     for path, record in _records(runs_dir):
+        record["path"] = str(path.parent)  # also names the record in config_value's error
         key = tuple(record.get(k) for k in ("experiment", "loss", "bins", "seed"))
         key += tuple(str(config_value(record, k)) for k in distinct_by)
         if record.get("status") == "finished" and key not in seen:
             seen.add(key)
-            record["path"] = str(path.parent)
             runs.append(record)
     return runs
 
