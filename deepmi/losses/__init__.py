@@ -9,20 +9,31 @@ Functional forms return per-sample values ``(B,)``; modules reduce over the batc
 torch: no Hydra, no Lightning.
 """
 
-from .functional import fuzzy_pdfs, l1, l2, lmi, mutual_information, ssim, ssim_l2
-from .modules import L1Loss, L2Loss, LMILoss, MILoss, SSIML2Loss, SSIMLoss
+from .functional import (
+    fuzzy_pdfs,
+    l1,
+    l2,
+    lmi,
+    mutual_information,
+    normalized_mutual_information,
+    ssim,
+    ssim_l2,
+)
+from .modules import L1Loss, L2Loss, LMILoss, MILoss, NMILoss, SSIML2Loss, SSIMLoss
 from .registry import LOSSES, build_loss
 
 __all__ = [
     "fuzzy_pdfs",
     "lmi",
     "mutual_information",
+    "normalized_mutual_information",
     "l1",
     "l2",
     "ssim",
     "ssim_l2",
     "LMILoss",
     "MILoss",
+    "NMILoss",
     "L1Loss",
     "L2Loss",
     "SSIMLoss",

@@ -41,27 +41,41 @@ def workspace(x: Tensor, count: int, chunks: list[slice]) -> list[Tensor]:
     return list(x.new_empty(count, x.shape[0], width).unbind(0))
 
 
-def chunked_sum(fn: Callable[..., Tensor], x: Tensor, y: Tensor, *args: Any, per_column: int = 1) -> Tensor:
-    """``fn(x, y, *args)`` for a kernel whose output is a sum over pixels: chunk results are added."""
+def _cols(w: Tensor | None, c: slice) -> Tensor | None:
+    return None if w is None else w[:, c]
+
+
+def chunked_sum(
+    fn: Callable[..., Tensor], x: Tensor, y: Tensor, *args: Any, w: Tensor | None = None, per_column: int = 1
+) -> Tensor:
+    """``fn(x, y, *args, w)`` for a kernel whose output is a sum over pixels: chunk results are added.
+
+    ``w``: optional per-pixel weights ``(B, P)`` (a mask), sliced with the inputs.
+    """
     chunks = _column_chunks(x, per_column)
     if len(chunks) == 1 or x.device.type != "cpu":  # on a GPU, chunks only add launches
-        return fn(x, y, *args)
-    total = fn(x[:, chunks[0]], y[:, chunks[0]], *args)
+        return fn(x, y, *args, w)
+    total = fn(x[:, chunks[0]], y[:, chunks[0]], *args, _cols(w, chunks[0]))
     for c in chunks[1:]:
-        total.add_(fn(x[:, c], y[:, c], *args))
+        total.add_(fn(x[:, c], y[:, c], *args, _cols(w, c)))
     return total
 
 
 def chunked_map(
-    fn: Callable[..., tuple[Tensor, ...]], x: Tensor, y: Tensor, *args: Any, per_column: int = 1
+    fn: Callable[..., tuple[Tensor, ...]],
+    x: Tensor,
+    y: Tensor,
+    *args: Any,
+    w: Tensor | None = None,
+    per_column: int = 1,
 ) -> tuple[Tensor, ...]:
-    """``fn(x, y, *args)`` for a kernel returning ``(B, P)`` tensors: chunk results go side by side."""
+    """``fn(x, y, *args, w)`` for a kernel returning ``(B, P)`` tensors: chunk results go side by side."""
     chunks = _column_chunks(x, per_column)
     if len(chunks) == 1 or x.device.type != "cpu":
-        return fn(x, y, *args)
+        return fn(x, y, *args, w)
     outs = None
     for c in chunks:
-        parts = fn(x[:, c], y[:, c], *args)
+        parts = fn(x[:, c], y[:, c], *args, _cols(w, c))
         if outs is None:
             outs = tuple(p.new_empty(x.shape) for p in parts)
         for out, part in zip(outs, parts, strict=True):
@@ -70,10 +84,11 @@ def chunked_map(
 
 
 class PixelKernel:
-    """A kernel ``fn(x, y, *args)`` over flattened ``(B, P)`` inputs: compiled whole, or eager in chunks.
+    """A kernel ``fn(x, y, *args, w)`` over flattened ``(B, P)`` inputs: compiled whole, or eager in chunks.
 
-    ``reduce=True``: the output is a sum over pixels (:func:`chunked_sum`); ``reduce=False``: a
-    tuple of ``(B, P)`` tensors (:func:`chunked_map`).
+    ``w`` is the optional per-pixel weight ``(B, P)`` (a mask) or None. ``reduce=True``: the output
+    is a sum over pixels (:func:`chunked_sum`); ``reduce=False``: a tuple of ``(B, P)`` tensors
+    (:func:`chunked_map`).
     """
 
     def __init__(self, fn: Callable[..., Any], reduce: bool) -> None:
@@ -81,7 +96,9 @@ class PixelKernel:
         self.reduce = reduce
         self.compiled = MaybeCompiled(fn)
 
-    def __call__(self, x: Tensor, y: Tensor, *args: Any, compile: bool = False) -> Any:
+    def __call__(
+        self, x: Tensor, y: Tensor, *args: Any, w: Tensor | None = None, compile: bool = False
+    ) -> Any:
         if compile and self.compiled.failed is None:
-            return self.compiled(x, y, *args, compile=True)
-        return (chunked_sum if self.reduce else chunked_map)(self.fn, x, y, *args)
+            return self.compiled(x, y, *args, w, compile=True)
+        return (chunked_sum if self.reduce else chunked_map)(self.fn, x, y, *args, w=w)

@@ -67,10 +67,11 @@ def _slope(
 
 
 def trace_sum_and_slopes(
-    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, need_x: bool, need_y: bool
+    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, need_x: bool, need_y: bool, w: Tensor | None = None
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Per-sample ``sum_p sum_i m_x(i) m_y(i)`` ``(B,)`` of flattened ``(B, P)`` inputs and, if asked,
-    the unit slopes ``d/dv_b`` ``(B, P)`` of that sum for x and y (bin units, mean convention)."""
+    the unit slopes ``d/dv_b`` ``(B, P)`` of that sum for x and y (bin units, mean convention).
+    With voxel weights ``w`` ``(B, P)`` each pixel's term and slopes are multiplied by its weight."""
     scale = (bins - 1) / (hi - lo)
     chunks = column_chunks(x)
     a, b, c, s, q0, q1, frac, spare = workspace(x, 8, chunks)
@@ -83,21 +84,38 @@ def trace_sum_and_slopes(
         xc, yc = x[:, cols], y[:, cols]
         _coords(xc, bins, lo, scale, a_)
         _coords(yc, bins, lo, scale, b_)
+        wc = None if w is None else w[:, cols]
         if need_y:  # the same in y's cells (the sum is symmetric); before tmp is reused for x
-            _slope(b_, a_, yc, grad_y[:, cols], tmp, bins, lo, scale)
+            gy, _, _ = _slope(b_, a_, yc, grad_y[:, cols], tmp, bins, lo, scale)
+            if wc is not None:
+                gy.mul_(wc)
         gx = grad_x[:, cols] if need_x else spare[:, :n]
         gx, fa, qs = _slope(a_, b_, xc, gx, tmp, bins, lo, scale)
-        total.add_(torch.linalg.vecdot(fa, gx)).sub_(qs.sum(1))  # f_a g(s) - q(s), f_a = 0 where fixed
-    return total.add_(x.shape[1]), grad_x, grad_y
+        if wc is None:
+            total.add_(torch.linalg.vecdot(fa, gx)).sub_(qs.sum(1))  # f_a g(s) - q(s), f_a = 0 where fixed
+        else:
+            gx.mul_(wc)
+            total.add_(torch.linalg.vecdot(fa, gx)).sub_(torch.linalg.vecdot(qs, wc))
+    return total.add_(x.shape[1] if w is None else w.sum(1)), grad_x, grad_y
 
 
 class FusedTraceSum(torch.autograd.Function):
     """``sum_p sum_i m_x(i) m_y(i)`` per sample; its unit slopes are computed in the forward pass."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, need_x: bool, need_y: bool):
-        total, grad_x, grad_y = trace_sum_and_slopes(x, y, bins, lo, hi, need_x, need_y)
-        ctx.save_for_backward(x, y)
+    def forward(
+        ctx,
+        x: Tensor,
+        y: Tensor,
+        bins: int,
+        lo: float,
+        hi: float,
+        need_x: bool,
+        need_y: bool,
+        w: Tensor | None,
+    ):
+        total, grad_x, grad_y = trace_sum_and_slopes(x, y, bins, lo, hi, need_x, need_y, w)
+        ctx.save_for_backward(x, y, w)
         ctx.args = (bins, lo, hi, need_x, need_y)
         ctx.slopes = (grad_x, grad_y)
         return total
@@ -110,11 +128,11 @@ class FusedTraceSum(torch.autograd.Function):
         slopes, ctx.slopes = ctx.slopes, None
         if slopes is None or (want_x and not need_x) or (want_y and not need_y):
             # a second backward (retain_graph) or an unforeseen request: recompute
-            x, y = ctx.saved_tensors
-            slopes = trace_sum_and_slopes(x, y, bins, lo, hi, want_x, want_y)[1:]
+            x, y, w = ctx.saved_tensors
+            slopes = trace_sum_and_slopes(x, y, bins, lo, hi, want_x, want_y, w)[1:]
         g = grad.reshape(-1, 1) * ((bins - 1) / (hi - lo))
         grad_x, grad_y = (
             s.mul_(g) if (s is not None and want) else None
             for s, want in zip(slopes, (want_x, want_y), strict=True)
         )
-        return grad_x, grad_y, None, None, None, None, None
+        return grad_x, grad_y, None, None, None, None, None, None

@@ -86,7 +86,7 @@ def _per_column(bins: int, width: int) -> int:
     return max(1, (bins + 2 * width) // 12)
 
 
-def _counts(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, sigma: float) -> Tensor:
+def _counts(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, sigma: float, wt: Tensor | None) -> Tensor:
     scale = (bins - 1) / (hi - lo)
     width, radius = window_width(bins, sigma, x.dtype)
     full = width == bins
@@ -100,6 +100,8 @@ def _counts(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, sigma: float)
             _, w, idx, _, _ = _window(v, bins, lo, scale, width, radius, sigma, sc, n)
             # copy: in the full window w is a scratch view the next _window call overwrites
             dense.append(_dense(w, idx, full, buf) if not full else buf[..., :n].copy_(w))
+        if wt is not None:  # the mask weights each voxel's outer product
+            dense[0].mul_(wt[:, None, cols])
         h.baddbmm_(dense[0], dense[1].transpose(1, 2))
     return h
 
@@ -129,18 +131,21 @@ def _slope(v: Tensor, dense_other: Tensor, g: Tensor, out: Tensor, args: tuple, 
 
 
 class ParzenJointCounts(torch.autograd.Function):
-    """Sum over pixels of outer products of the truncated Parzen weights, ``(B, N, N)``."""
+    """Sum over pixels of outer products of the truncated Parzen weights, ``(B, N, N)``, each pixel's
+    weighted by its mask weight ``wt`` ``(B, P)`` if given."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, sigma_ratio: float) -> Tensor:
-        ctx.save_for_backward(x, y)
+    def forward(
+        ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, sigma_ratio: float, wt: Tensor | None
+    ) -> Tensor:
+        ctx.save_for_backward(x, y, wt)
         ctx.args = (bins, lo, hi, sigma_ratio)
-        return _counts(x, y, bins, lo, hi, sigma_ratio)
+        return _counts(x, y, bins, lo, hi, sigma_ratio, wt)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor):
-        x, y = ctx.saved_tensors
+        x, y, wt = ctx.saved_tensors
         bins, lo, hi, sigma = ctx.args
         want_x, want_y = ctx.needs_input_grad[:2]
         scale = (bins - 1) / (hi - lo)
@@ -162,4 +167,6 @@ class ParzenJointCounts(torch.autograd.Function):
                     _, w, idx, _, _ = _window(other, bins, lo, scale, width, radius, sigma, sc, n)
                     dense = _dense(w, idx, full, sc.dense[0]) if not full else sc.dense[0][..., :n].copy_(w)
                     _slope(v, dense, gg, out[:, cols], args, sc, n, sc.dense[1])
-        return grad_x, grad_y, None, None, None, None
+                    if wt is not None:
+                        out[:, cols].mul_(wt[:, cols])
+        return grad_x, grad_y, None, None, None, None, None

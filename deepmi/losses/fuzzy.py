@@ -11,16 +11,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_bins, check_pair, check_range
+from ._checks import check_bins
 from ._compile import MaybeCompiled
 from ._kernels import PixelKernel, chunked_sum
+from ._masks import check_value_range, prepare, total_weight
 from .binning import bin_coords, bin_scale, centre_cells, in_range, split_cells
 
 MAX_JOINT_BINS = 4096
 
 
-def _cell_weights(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tuple[Tensor, ...]:
-    """Cell index (int32) and the four corner weights (Eq. 16) of every pixel pair, all ``(B, P)``.
+def _cell_weights(
+    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, w: Tensor | None = None
+) -> tuple[Tensor, ...]:
+    """Cell index (int32) and the four corner weights (Eq. 16) of every pixel pair, all ``(B, P)``,
+    times the pixel's mask weight ``w`` if given.
 
     Kept apart from the scatter so that ``torch.compile`` fuses exactly this elementwise part
     (int32, because inductor's float -> int64 conversion is slow on CPU).
@@ -29,24 +33,28 @@ def _cell_weights(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tupl
     y0, fy = split_cells(bin_coords(y, bins, lo, hi), bins)
     k = (x0 * bins + y0).int()
     gx, gy = 1 - fx, 1 - fy
+    if w is not None:
+        gx, fx = gx * w, fx * w
     return k, gx * gy, gx * fy, fx * gy, fx * fy
 
 
 _cell_weights_k = MaybeCompiled(_cell_weights)
 
 
-def _joint_counts(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False) -> Tensor:
+def _joint_counts(
+    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False, w: Tensor | None = None
+) -> Tensor:
     """Unnormalised fuzzy joint histogram ``(B, N*N)`` of flattened ``(B, P)`` inputs (Eq. 16).
 
     One cell index per pixel; the four corners (x0, y0), (x0, y0+1), (x0+1, y0), (x0+1, y0+1) are
     the same index into the histogram shifted by 0, 1, N and N+1 (x0, y0 <= N-2 keeps them in range),
     so four scatter-adds of one index build it.
     """
-    k, w00, w01, w10, w11 = _cell_weights_k(x, y, bins, lo, hi, compile=compile)
+    k, w00, w01, w10, w11 = _cell_weights_k(x, y, bins, lo, hi, w, compile=compile)
     k = k.long()
     h = x.new_zeros(x.shape[0], bins * bins)
-    for shift, w in ((0, w00), (1, w01), (bins, w10), (bins + 1, w11)):
-        h[:, shift:].scatter_add_(1, k, w)
+    for shift, corner in ((0, w00), (1, w01), (bins, w10), (bins + 1, w11)):
+        h[:, shift:].scatter_add_(1, k, corner)
     return h
 
 
@@ -89,7 +97,7 @@ def _table_index(a: Tensor, b: Tensor, on: Tensor, bins: int) -> Tensor:
 
 
 def _joint_counts_grad(
-    x: Tensor, y: Tensor, tx: Tensor, txy_x: Tensor, bins: int, lo: float, hi: float
+    x: Tensor, y: Tensor, tx: Tensor, txy_x: Tensor, bins: int, lo: float, hi: float, w: Tensor | None = None
 ) -> tuple[Tensor]:
     """Gradient of ``sum(G * counts)`` w.r.t. the flattened first input, from G's :func:`corner_tables`.
 
@@ -105,7 +113,8 @@ def _joint_counts_grad(
     kx = _table_index(cx, y0, on_x, bins)
     fy = yb.sub_(y0)  # y's forward upper membership
     scale = bin_scale(bins, lo, hi)
-    return (tx.gather(1, kx).addcmul_(fy, txy_x.gather(1, kx)).mul_(in_range(x, lo, hi).mul_(scale)),)
+    grad = tx.gather(1, kx).addcmul_(fy, txy_x.gather(1, kx)).mul_(in_range(x, lo, hi).mul_(scale))
+    return (grad if w is None else grad.mul_(w),)
 
 
 _joint_counts_grad_k = PixelKernel(_joint_counts_grad, reduce=False)
@@ -115,56 +124,67 @@ class _FuzzyJointCounts(torch.autograd.Function):
     """Joint fuzzy histogram with a hand-written backward: saves only the inputs, no per-pixel weights."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool) -> Tensor:
-        ctx.save_for_backward(x, y)
+    def forward(
+        ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool, w: Tensor | None
+    ) -> Tensor:
+        ctx.save_for_backward(x, y, w)
         ctx.args = (bins, lo, hi, compile)
         if compile and _cell_weights_k.failed is None:  # the compiled weights, in one pass
-            h = _joint_counts(x, y, bins, lo, hi, True)
+            h = _joint_counts(x, y, bins, lo, hi, True, w)
         else:  # eager, over cache-sized chunks
-            h = chunked_sum(_joint_counts, x, y, bins, lo, hi)
+            h = chunked_sum(_joint_counts, x, y, bins, lo, hi, False, w=w)
         return h.reshape(-1, bins, bins)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor):
-        x, y = ctx.saved_tensors
+        x, y, w = ctx.saved_tensors
         bins, lo, hi, compile = ctx.args
         want_x, want_y = ctx.needs_input_grad[:2]
         grad_x = grad_y = None
         if want_x:
             tables = corner_tables(grad_h, bins)[:2]
-            (grad_x,) = _joint_counts_grad_k(x, y, *tables, bins, lo, hi, compile=compile)
+            (grad_x,) = _joint_counts_grad_k(x, y, *tables, bins, lo, hi, w=w, compile=compile)
         if want_y:
             tables = corner_tables(grad_h.transpose(1, 2), bins)[:2]
-            (grad_y,) = _joint_counts_grad_k(y, x, *tables, bins, lo, hi, compile=compile)
-        return grad_x, grad_y, None, None, None, None
+            (grad_y,) = _joint_counts_grad_k(y, x, *tables, bins, lo, hi, w=w, compile=compile)
+        return grad_x, grad_y, None, None, None, None, None
 
 
-def fuzzy_joint_pdf(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False) -> Tensor:
-    """Fuzzy joint pdf ``(B, N, N)`` of already validated ``(B, ...)`` inputs (one pass over the pixels)."""
+def fuzzy_joint_pdf(
+    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False, w: Tensor | None = None
+) -> Tensor:
+    """Fuzzy joint pdf ``(B, N, N)`` of already validated ``(B, ...)`` inputs (one pass over the pixels).
+
+    ``w``: optional voxel weights ``(B, P)`` (a mask, see :mod:`._masks`); the pdf is then the
+    weighted histogram divided by each sample's total weight.
+    """
     if bins > MAX_JOINT_BINS:
         # cell indices are formed in float (exact below 2^24 = 4096^2; see _table_index); an N x N
         # table beyond that would be 64 MB per sample anyway
         raise ValueError(f"the joint histogram supports bins <= {MAX_JOINT_BINS}, got {bins}")
     x2, y2 = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
-    return _FuzzyJointCounts.apply(x2, y2, bins, lo, hi, compile) / x2.shape[1]
+    return _FuzzyJointCounts.apply(x2, y2, bins, lo, hi, compile, w) / total_weight(x2, w)
 
 
 class _FuzzyMarginalCounts(torch.autograd.Function):
     """Fuzzy marginal histogram ``(B, N)`` (Eq. 15) with a backward in the mean convention (binning.py)."""
 
     @staticmethod
-    def forward(ctx, v: Tensor, bins: int, lo: float, hi: float) -> Tensor:
-        ctx.save_for_backward(v)
+    def forward(ctx, v: Tensor, bins: int, lo: float, hi: float, w: Tensor | None) -> Tensor:
+        ctx.save_for_backward(v, w)
         ctx.args = (bins, lo, hi)
         v0, f = split_cells(bin_coords(v, bins, lo, hi), bins)
         k = v0.long()
-        return v.new_zeros(v.shape[0], bins).scatter_add_(1, k, 1 - f).scatter_add_(1, k + 1, f)
+        g = 1 - f
+        if w is not None:
+            g, f = g * w, f * w
+        return v.new_zeros(v.shape[0], bins).scatter_add_(1, k, g).scatter_add_(1, k + 1, f)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor):
-        (v,) = ctx.saved_tensors
+        v, w = ctx.saved_tensors
         bins, lo, hi = ctx.args
         # moving inside cell [c, c + 1] shifts mass from bin c to c + 1: slope G[c + 1] - G[c];
         # entries N + c: the mean with the cell below, for values exactly on centre c
@@ -172,17 +192,26 @@ class _FuzzyMarginalCounts(torch.autograd.Function):
         table = torch.cat([s[:, 1:], (s[:, 1:] + s[:, :-1]) / 2], 1)
         c, on = centre_cells(bin_coords(v, bins, lo, hi))
         grad = table.gather(1, on.mul_(bins).add_(c).long())
-        return grad.mul_(in_range(v, lo, hi).mul_(bin_scale(bins, lo, hi))), None, None, None
+        grad.mul_(in_range(v, lo, hi).mul_(bin_scale(bins, lo, hi)))
+        return (grad if w is None else grad.mul_(w)), None, None, None, None
 
 
-def fuzzy_marginal_pdf(v: Tensor, bins: int, lo: float, hi: float) -> Tensor:
-    """Fuzzy marginal pdf ``(B, N)`` (Eq. 15): memberships 1 - m_1 at v_0 and m_1 at v_0 + 1, normalised."""
+def fuzzy_marginal_pdf(v: Tensor, bins: int, lo: float, hi: float, w: Tensor | None = None) -> Tensor:
+    """Fuzzy marginal pdf ``(B, N)`` (Eq. 15): memberships 1 - m_1 at v_0 and m_1 at v_0 + 1, normalised
+    (weighted by the voxel weights ``w`` ``(B, P)`` if given)."""
     v2 = v.reshape(v.shape[0], -1)
-    return _FuzzyMarginalCounts.apply(v2, bins, lo, hi) / v2.shape[1]
+    return _FuzzyMarginalCounts.apply(v2, bins, lo, hi, w) / (
+        v2.shape[1] if w is None else w.sum(1, keepdim=True)
+    )
 
 
 def fuzzy_pdfs(
-    x: Tensor, y: Tensor, bins: int, value_range: tuple[float, float] = (0.0, 1.0)
+    x: Tensor,
+    y: Tensor,
+    bins: int,
+    value_range: tuple[float, float] | str = (0.0, 1.0),
+    *,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-sample fuzzy pdfs ``(p_x, p_y, p_xy)`` of shapes ``(B, N)``, ``(B, N)``, ``(B, N, N)``.
 
@@ -190,12 +219,13 @@ def fuzzy_pdfs(
     observations of its pdfs. Values are clamped into ``value_range``; bin centres are evenly
     spaced with the first at ``lo`` and the last at ``hi`` (see :mod:`deepmi.losses.binning`).
     ``p_xy[b, i, j]`` is the joint mass of x-bin i and y-bin j. Differentiable w.r.t. both inputs.
+    ``value_range="auto"``: each input's own per-sample min and max (:mod:`._masks`). ``mask``:
+    boolean or weights in [0, 1], broadcastable to the inputs; only masked voxels are counted.
     """
     bins = check_bins(bins)
-    lo, hi = check_range(value_range)
-    x, y = check_pair(x, y, value_range=(lo, hi))
+    x, y, lo, hi, w = prepare(x, y, check_value_range(value_range), mask)
     return (
-        fuzzy_marginal_pdf(x, bins, lo, hi),
-        fuzzy_marginal_pdf(y, bins, lo, hi),
-        fuzzy_joint_pdf(x, y, bins, lo, hi),
+        fuzzy_marginal_pdf(x, bins, lo, hi, w),
+        fuzzy_marginal_pdf(y, bins, lo, hi, w),
+        fuzzy_joint_pdf(x, y, bins, lo, hi, w=w),
     )

@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import autocast_off, check_bins, check_pair, check_range
+from ._checks import autocast_off, check_bins
 from ._kernels import PixelKernel
 from ._lmi_fused import FusedTraceSum
+from ._masks import check_value_range, prepare
 from .binning import bin_coords, bin_scale, centre_cells, hat, in_range, split_cells
 from .fuzzy import fuzzy_joint_pdf, fuzzy_marginal_pdf
 from .reference import reference_lmi
@@ -34,11 +35,12 @@ def _overlap(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> tuple[Ten
     return bin_coords(x, bins, lo, hi).sub_(y0), fy
 
 
-def _trace_sum(x: Tensor, y: Tensor, bins: int, lo: float, hi: float) -> Tensor:
-    """Per-sample sum over pixels of sum_i m_x(i) m_y(i), shape ``(B,)``."""
+def _trace_sum(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, w: Tensor | None = None) -> Tensor:
+    """Per-sample (``w``-weighted) sum over pixels of sum_i m_x(i) m_y(i), shape ``(B,)``."""
     t, fy = _overlap(x, y, bins, lo, hi)
     h0 = hat(t)
-    return h0.lerp_(hat(t.sub_(1)), fy).sum(1)
+    h0 = h0.lerp_(hat(t.sub_(1)), fy)
+    return (h0 if w is None else h0.mul_(w)).sum(1)
 
 
 def _mean_slope(v: Tensor, vb: Tensor, wb: Tensor, bins: int, lo: float, hi: float) -> Tensor:
@@ -58,11 +60,11 @@ def _mean_slope(v: Tensor, vb: Tensor, wb: Tensor, bins: int, lo: float, hi: flo
 
 
 def _trace_sum_grad(
-    x: Tensor, y: Tensor, grad: Tensor, bins: int, lo: float, hi: float
+    x: Tensor, y: Tensor, grad: Tensor, bins: int, lo: float, hi: float, w: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Gradient of ``sum_b grad[b] * _trace_sum[b]`` w.r.t. the flattened inputs (symmetric in x, y)."""
     xb, yb = bin_coords(x, bins, lo, hi), bin_coords(y, bins, lo, hi)
-    g = grad.reshape(-1, 1)
+    g = grad.reshape(-1, 1) if w is None else grad.reshape(-1, 1) * w
     return _mean_slope(x, xb, yb, bins, lo, hi).mul_(g), _mean_slope(y, yb, xb, bins, lo, hi).mul_(g)
 
 
@@ -74,32 +76,37 @@ class _FuzzyTraceSum(torch.autograd.Function):
     """Closed-form trace with a hand-written backward: saves the inputs only, recomputes the rest."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool) -> Tensor:
-        ctx.save_for_backward(x, y)
+    def forward(
+        ctx, x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool, w: Tensor | None
+    ) -> Tensor:
+        ctx.save_for_backward(x, y, w)
         ctx.args = (bins, lo, hi, compile)
-        return _trace_sum_k(x, y, bins, lo, hi, compile=compile)
+        return _trace_sum_k(x, y, bins, lo, hi, w=w, compile=compile)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
-        x, y = ctx.saved_tensors
+        x, y, w = ctx.saved_tensors
         bins, lo, hi, compile = ctx.args
-        grad_x, grad_y = _trace_sum_grad_k(x, y, grad.contiguous(), bins, lo, hi, compile=compile)
-        return grad_x, grad_y, None, None, None, None
+        grad_x, grad_y = _trace_sum_grad_k(x, y, grad.contiguous(), bins, lo, hi, w=w, compile=compile)
+        return grad_x, grad_y, None, None, None, None, None
 
 
-def lmi_closed_form(x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False) -> Tensor:
-    """``1 - trace(p_xy)`` per sample, ``(B,)``, for already validated inputs.
+def lmi_closed_form(
+    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False, w: Tensor | None = None
+) -> Tensor:
+    """``1 - trace(p_xy)`` per sample, ``(B,)``, for already validated inputs (voxel weights ``w``).
 
     Eagerly (the default) one fused sweep computes the value and the slopes (:mod:`._lmi_fused`);
     ``compile=True`` runs the separate forward and backward kernels above through ``torch.compile``.
     """
     x2, y2 = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
+    total = x2.shape[1] if w is None else w.sum(1)
     if compile and _trace_sum_k.compiled.failed is None and _trace_sum_grad_k.compiled.failed is None:
-        return 1 - _FuzzyTraceSum.apply(x2, y2, bins, lo, hi, compile) / x2.shape[1]
+        return 1 - _FuzzyTraceSum.apply(x2, y2, bins, lo, hi, compile, w) / total
     grad_on = torch.is_grad_enabled()
     need_x, need_y = grad_on and x2.requires_grad, grad_on and y2.requires_grad
-    return 1 - FusedTraceSum.apply(x2, y2, bins, lo, hi, need_x, need_y) / x2.shape[1]
+    return 1 - FusedTraceSum.apply(x2, y2, bins, lo, hi, need_x, need_y, w) / total
 
 
 def _abs_of_nonpositive(d: Tensor) -> Tensor:
@@ -123,9 +130,10 @@ def lmi(
     x: Tensor,
     y: Tensor,
     bins: int,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | str = (0.0, 1.0),
     method: str = "closed_form",
     *,
+    mask: Tensor | None = None,
     compile: bool = False,
 ) -> Tensor:
     """Per-sample L_LMI (Eq. 13) of paired inputs ``(B, ...)``, shape ``(B,)``, in ``[0, 1]``.
@@ -138,16 +146,22 @@ def lmi(
     centres, range ends; see :mod:`deepmi.losses.binning`). ``compile=True`` runs the closed form's
     forward and backward kernels through ``torch.compile`` (falls back to eager with a warning if
     unavailable). Values outside ``value_range`` are clamped; a warning says so when most are.
+
+    ``value_range="auto"`` rescales each sample of each input by its own (masked) min and max (see
+    :func:`deepmi.losses.mutual_information`); L_LMI then compares the two inputs' rank-free shapes,
+    not their intensities. ``mask``: boolean or weights in [0, 1], broadcastable to the inputs;
+    only masked voxels count (a boolean mask gives exactly L_LMI of the selected voxels).
     """
     bins = check_bins(bins)
-    lo, hi = check_range(value_range)
+    value_range = check_value_range(value_range)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
-    x, y = check_pair(x, y, value_range=(lo, hi))
+    x, y, lo, hi, w = prepare(x, y, value_range, mask)
     with autocast_off(x):
         if method == "closed_form":
-            return lmi_closed_form(x, y, bins, lo, hi, compile=compile)
+            return lmi_closed_form(x, y, bins, lo, hi, compile=compile, w=w)
         if method == "reference":
-            return reference_lmi(x, y, bins, lo, hi)
-        p_xy = fuzzy_joint_pdf(x, y, bins, lo, hi, compile=compile)
-        return lmi_from_pdfs(fuzzy_marginal_pdf(x, bins, lo, hi), fuzzy_marginal_pdf(y, bins, lo, hi), p_xy)
+            return reference_lmi(x, y, bins, lo, hi, w)
+        p_xy = fuzzy_joint_pdf(x, y, bins, lo, hi, compile=compile, w=w)
+        p_x, p_y = fuzzy_marginal_pdf(x, bins, lo, hi, w), fuzzy_marginal_pdf(y, bins, lo, hi, w)
+        return lmi_from_pdfs(p_x, p_y, p_xy)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_pair
+from ._masks import voxel_weights
 from ._ssim_fused import FusedSSIM
 
 SSIM_C1 = 0.01**2
@@ -20,20 +21,25 @@ SSIM_C2 = 0.03**2
 SSIM_L2_ALPHA = 0.85
 
 
-def _per_sample_mean(t: Tensor) -> Tensor:
-    return t.reshape(t.shape[0], -1).mean(1)
+def _per_sample_mean(t: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean over each sample's pixels, or their mask-weighted mean (see :mod:`._masks`)."""
+    flat = t.reshape(t.shape[0], -1)
+    if mask is None:
+        return flat.mean(1)
+    w = voxel_weights(mask, t)
+    return (flat * w).sum(1) / w.sum(1)
 
 
-def l1(x: Tensor, y: Tensor) -> Tensor:
-    """Per-sample mean absolute error, ``(B,)``."""
+def l1(x: Tensor, y: Tensor, *, mask: Tensor | None = None) -> Tensor:
+    """Per-sample mean absolute error, ``(B,)`` (over the masked pixels, weighted, if ``mask`` is given)."""
     x, y = check_pair(x, y)
-    return _per_sample_mean((x - y).abs())
+    return _per_sample_mean((x - y).abs(), mask)
 
 
-def l2(x: Tensor, y: Tensor) -> Tensor:
-    """Per-sample mean squared error, ``(B,)``."""
+def l2(x: Tensor, y: Tensor, *, mask: Tensor | None = None) -> Tensor:
+    """Per-sample mean squared error, ``(B,)`` (over the masked pixels, weighted, if ``mask`` is given)."""
     x, y = check_pair(x, y)
-    return _per_sample_mean((x - y).square())
+    return _per_sample_mean((x - y).square(), mask)
 
 
 def _as_images(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
