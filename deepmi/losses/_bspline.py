@@ -7,9 +7,11 @@ zero-order box car, which counts each value in its nearest bin (a value exactly 
 two centres counts 1/2 in each). So the joint pdf is differentiable in the first input and
 piecewise constant in the second: the second input gets no gradient.
 
-Bin placement (as ITK and MONAI): the range ``[lo, hi]`` is mapped onto bin coordinates
-``[2, N - 3]``, leaving two padding bins at each end, so the cubic window (4 bins, ``|u - i| < 2``)
-never leaves the N bins and needs no boundary case. This needs ``N >= 5``.
+Bin placement (as MONAI, after ITK): bins of width ``(hi - lo) / (N - 4)`` put ``lo`` on bin
+coordinate 2 and ``hi`` on N - 2, and coordinates are clamped into ``[2, N - 3]``, so the cubic
+window (4 bins, ``|u - i| < 2``) never leaves the N bins and needs no boundary case (N >= 5).
+A consequence kept for agreement with MONAI: values in the top ``1 / (N - 4)`` of the range all
+sit at coordinate N - 3 and pass no gradient, as values clamped at ``lo`` do.
 
 With ``u`` a value's bin coordinate, ``c = floor(u)`` and ``t = u - c``, the four non-zero
 weights on bins ``c - 1 .. c + 2`` are (1-t)^3/6, (3t^3 - 6t^2 + 4)/6, (-3t^3 + 3t^2 + 3t + 1)/6
@@ -32,9 +34,14 @@ PAD = 2  # padding bins at either end of the range
 MIN_BINS = 2 * PAD + 1
 
 
+def raw_coords(v: Tensor, bins: int, lo: float, hi: float) -> Tensor:
+    """Unclamped bin coordinate ``2 + (v - lo) / (hi - lo) * (N - 4)``, as a new tensor."""
+    return (v - lo).mul_((bins - 2 * PAD) / (hi - lo)).add_(PAD)
+
+
 def coords(v: Tensor, bins: int, lo: float, hi: float) -> Tensor:
-    """Bin coordinate ``2 + (clamp(v) - lo) / (hi - lo) * (N - 4)`` in ``[2, N - 3]``, as a new tensor."""
-    return v.clamp(lo, hi).sub_(lo).mul_((bins - 2 * PAD) / (hi - lo)).add_(PAD)
+    """Bin coordinate clamped into ``[2, N - 3]``, as a new tensor."""
+    return raw_coords(v, bins, lo, hi).clamp_(PAD, bins - PAD - 1)
 
 
 def cubic_weights(t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -97,10 +104,11 @@ def _counts_grad(
 ) -> tuple[Tensor]:
     """d/dx of ``sum(G * counts)`` for flattened ``(B, P)`` inputs and G ``(B, N*N)``.
 
-    The clamp's slope follows the library's mean convention (binning.py): 1 inside the range, 1/2
-    exactly at either end, 0 outside.
+    The clamp's slope follows the library's mean convention (binning.py): 1 inside ``(2, N - 3)``,
+    1/2 exactly at either end, 0 outside.
     """
-    u = coords(x, bins, lo, hi)
+    raw = raw_coords(x, bins, lo, hi)
+    u = raw.clamp(PAD, bins - PAD - 1)
     c = u.floor()
     r, a = _box(y, bins, lo, hi)
     k = ((c - 1) * bins + r).long()
@@ -108,8 +116,9 @@ def _counts_grad(
     main = sum(s * g.gather(1, k + i * bins) for i, s in enumerate(slopes))
     tie = sum(s * g.gather(1, (k + (i * bins - 1)).clamp_(min=0)) for i, s in enumerate(slopes))
     du = torch.lerp(tie, main, a)  # a = 1 almost everywhere: the tie term drops out
-    inside = (x >= lo).to(x.dtype) + (x <= hi).to(x.dtype) - 1
-    gate = inside - 0.5 * ((x == lo).to(x.dtype) + (x == hi).to(x.dtype))
+    top = bins - PAD - 1
+    inside = (raw >= PAD).to(x.dtype) + (raw <= top).to(x.dtype) - 1
+    gate = inside - 0.5 * ((raw == PAD).to(x.dtype) + (raw == top).to(x.dtype))
     grad = du * gate * ((bins - 2 * PAD) / (hi - lo))
     return (grad if w is None else grad * w,)
 

@@ -32,12 +32,13 @@ def memberships(
     membership of bin i is ``r_{i-1} - r_i`` (``r_{-1} = 1``, ``r_{N-1} = 0``): the hat
     ``max(0, 1 - |u - i|)`` inside the range, constant outside it (the clamp). Gaussian kernel: Parzen
     weights ``exp(-(u - i)^2 / (2 sigma^2))`` of the clipped ``u``, normalised over bins. B-spline
-    (Mattes et al.): ``kernel="bspline"`` the cubic B-spline beta3 of ``u`` placed on ``[2, N - 3]``,
-    ``kernel="box"`` the zero-order box car on the same placement (the target's window).
+    (Mattes et al.): ``kernel="bspline"`` the cubic B-spline beta3 of ``u`` placed as MONAI does
+    (``lo`` at 2, ``hi`` at N - 2, clamped into ``[2, N - 3]``); ``kernel="box"`` the zero-order
+    box car on the same placement (the target's window).
     """
     if kernel in ("bspline", "box"):
-        # Mattes' placement: the range onto bin coordinates [2, N - 3] (see deepmi.losses._bspline)
-        u = _clip((v.reshape(v.shape[0], -1, 1) - lo) * ((bins - 4) / (hi - lo)), 0.0, bins - 4.0) + 2
+        # MONAI's placement: lo on bin coordinate 2, hi on N - 2, clamped into [2, N - 3] (see ._bspline)
+        u = _clip((v.reshape(v.shape[0], -1, 1) - lo) * ((bins - 4) / (hi - lo)) + 2, 2.0, bins - 3.0)
         d = (u - torch.arange(bins, dtype=u.dtype, device=u.device)).abs()
         if kernel == "box":  # nearest bin; half and half on a tie; piecewise constant: no gradient
             return ((d < 0.5).to(u.dtype) + 0.5 * (d == 0.5).to(u.dtype)).detach()
