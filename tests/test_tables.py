@@ -51,10 +51,10 @@ def test_cells_average_over_seeds_and_mark_the_best(tmp_path: Path) -> None:
     assert "**2 ± 1.41 (2)** / 1.04" in markdown  # lmi: lower MAE is better
     assert "not run / 3.44" in markdown
     statements = "\n".join(claims(table, cells))
-    # lmi 2 ± 1.41 against l1 3 ± 0: the gap of 1 is inside the seed spread, so no verdict
-    assert "Exp1 MAE_tx (px): lmi best — **undecided** (2 vs l1 3: a gap of 1 is within the seed spread" in (
-        statements
-    )
+    # lmi 2 ± 1.41 against l1 3 ± 0: Welch's p = 0.5, so no verdict, and the seeds a verdict would need
+    expected = "Exp1 MAE_tx (px): lmi best — **undecided** (lmi 2 ± 1.41 (2) vs l1 3 ± 0 (2); Δ = -1"
+    assert expected in statements
+    assert "p = 0.500; p ≥ 0.05; 80 % power needs 17 seeds per arm" in statements
 
 
 def _claims_for(tmp_path: Path, lmi: list[float], l1: list[float]) -> str:
@@ -66,18 +66,23 @@ def _claims_for(tmp_path: Path, lmi: list[float], l1: list[float]) -> str:
     return "\n".join(claims(table, assemble(table, load_runs(tmp_path))))
 
 
-def test_a_claim_holds_only_when_the_gap_beats_the_spread(tmp_path: Path) -> None:
-    text = _claims_for(tmp_path / "holds", lmi=[1.0, 1.2], l1=[3.0, 3.2])
-    assert "lmi best — **holds** (1.1 vs l1 3.1: gap 2; 2 seed(s))" in text
-    text = _claims_for(tmp_path / "fails", lmi=[3.0, 3.2], l1=[1.0, 1.2])
-    assert "lmi best — **does not hold**: l1 1.1 vs lmi 3.1 (gap 2; 2 seed(s))" in text
+def test_a_claim_is_decided_by_welchs_test_and_the_one_percent_margin(tmp_path: Path) -> None:
+    text = _claims_for(tmp_path / "holds", lmi=[1.0, 1.2, 1.1], l1=[3.0, 3.2, 3.1])
+    expected = "lmi best — **holds** (lmi 1.1 ± 0.1 (3) vs l1 3.1 ± 0.1 (3); "
+    expected += "Δ = -2 [-2.23, -1.77], p < 0.001)"
+    assert expected in text
+    text = _claims_for(tmp_path / "fails", lmi=[3.0, 3.2, 3.1], l1=[1.0, 1.2, 1.1])
+    assert "lmi best — **does not hold** (lmi 3.1 ± 0.1 (3) vs l1 1.1 ± 0.1 (3); Δ = 2" in text
+    # two seeds each, a gap of seven standard errors: Welch's p = 0.019 (df 2) is significant
+    text = _claims_for(tmp_path / "two", lmi=[1.0, 1.2], l1=[2.0, 2.2])
+    assert "lmi best — **holds**" in text and "p = 0.019" in text
+    # significant (the seeds agree exactly) but under 1 % of the value: a tie at chance
     text = _claims_for(tmp_path / "chance", lmi=[49.5, 49.5], l1=[49.4, 49.4])
-    assert "**undecided**: l1 49.4 vs lmi 49.5 (a gap of 0.1 is under 1% of the value" in text
-    # a large gap against a single-seed rival is still no verdict: one seed has no spread
+    assert "**undecided** (lmi 49.5 ± 0 (2) vs l1 49.4 ± 0 (2)" in text
+    assert "gap under 1% of the value" in text
+    # a large gap against a single-seed rival is still no verdict: no test on one seed
     text = _claims_for(tmp_path / "one_seed", lmi=[3.0, 3.2], l1=[1.0])
-    assert "lmi best — **undecided**: l1 1 vs lmi 3.1 (a gap of 2.1, but one side has a single seed" in text
-    text = _claims_for(tmp_path / "one_seed_best", lmi=[1.0], l1=[3.0, 3.2])
-    assert "lmi best — **undecided** (1 vs l1 3.1: a gap of 2.1, but one side has a single seed" in text
+    assert "lmi best — **undecided** (lmi 3.1 ± 0.141 (2) vs l1 1 (1); one seed: no test possible)" in text
 
 
 def test_missing_cells_name_the_rows_and_the_command_that_fills_them(tmp_path: Path) -> None:
@@ -279,6 +284,19 @@ def test_seeds_that_do_not_beat_the_baseline_are_counted_not_hidden(tmp_path: Pa
     assert "[1 of 3 at baseline; the other 2: 2.5 ± 0.707 (2)]" in to_markdown(table, cells)
     statements = "\n".join(claims(table, cells))
     assert "lmi 1 of 3 at baseline; the other 2: 2.5 ± 0.707 (2) (bimodal cells" in statements
+    assert cells[("lmi", "exp1/mae_tx")].beats == [True, False, True]
+
+
+def test_a_claim_between_bimodal_cells_compares_success_rates(tmp_path: Path) -> None:
+    base = {"test/baseline_mae_tx": 40.0}
+    for seed in range(6):  # lmi learns on every seed, l1 on one of six
+        _write_run(tmp_path / f"lmi{seed}", "exp1_bar", "lmi", 11, seed, {"test/mae_tx": 2.0 + seed, **base})
+        l1 = 1.0 if seed == 0 else 45.0
+        _write_run(tmp_path / f"l1{seed}", "exp1_bar", "l1", None, seed, {"test/mae_tx": l1, **base})
+    table = TABLES["deepmi-table1"]
+    text = "\n".join(claims(table, assemble(table, load_runs(tmp_path))))
+    assert "Exp1 MAE_tx (px): lmi best — **holds**" in text
+    assert "learned 6/6 vs 1/6, Fisher p = 0.015" in text
 
 
 def test_seed_plot_keeps_every_seed_and_the_baselines(tmp_path: Path) -> None:
@@ -427,7 +445,7 @@ def test_depth_table_reports_every_standard_metric_and_names_the_real_pair_datas
     higher = {"test/delta1", "test/delta2", "test/delta3"}
     for seed in (0, 1):
         good = {c.metric: 0.9 if c.metric in higher else 0.5 for c in DEPTH_COLUMNS}
-        bad = {c.metric: 0.2 + seed / 10 if c.metric in higher else 2.0 + seed for c in DEPTH_COLUMNS}
+        bad = {c.metric: 0.2 + seed / 10 if c.metric in higher else 2.0 + seed / 10 for c in DEPTH_COLUMNS}
         _write_run(tmp_path / "exp3_depth" / f"lmi{seed}", "exp3_depth", "lmi", 11, seed, good)
         _write_run(tmp_path / "exp3_depth" / f"l1{seed}", "exp3_depth", "l1", None, seed, bad)
     runs = load_runs(tmp_path)

@@ -75,6 +75,8 @@ def test_seeds_for_power_is_the_smallest_n_reaching_80_percent() -> None:
     assert power_two_sample(1.0, 1.0, n) >= 0.8 > power_two_sample(1.0, 1.0, n - 1)
     assert n == 17  # the textbook value for Cohen's d = 1 (two-sided alpha 0.05)
     assert seeds_for_power(1e-6, 1.0) is None  # no realistic number of seeds
+    # a large effect: few seeds (scipy's non-central t returns NaN far in the tail; the limit is used)
+    assert seeds_for_power(2.0, 0.5) == 3 and power_two_sample(2.0, 0.5, 100) == pytest.approx(1.0)
 
 
 def test_judge_best_cases() -> None:

@@ -16,6 +16,7 @@ import yaml
 from experiments import CONFIG_DIR
 from experiments.reporting.config_drift import drift_overrides, runner_configs
 from experiments.reporting.tables import BASELINES, Column, Table
+from experiments.reporting.verdicts import Arm, Verdict, judge_best
 from experiments.runner.fingerprint import key_under
 
 PAPER_NUMBERS = Path(__file__).resolve().with_name("paper_numbers.yaml")
@@ -86,6 +87,7 @@ class Cell:
     stopped: int = 0  # runs stopped before their last epoch (time limit, interrupt)
     at_baseline: int = 0  # finished runs that did not beat the best trivial baseline
     learned: list[float] = field(default_factory=list)  # values of the runs that did beat it
+    beats: list[bool] = field(default_factory=list)  # per value: did its run beat the baseline?
 
     @property
     def mean(self) -> float | None:
@@ -144,7 +146,8 @@ def assemble(
             ]
             values = [run["metrics"][column.metric] * column.scale for run in mine]
             lower = lower_is_better(table, column)
-            learned = [v for run, v in zip(mine, values, strict=True) if _beats_baseline(run, column, lower)]
+            beats = [_beats_baseline(run, column, lower) for run in mine]
+            learned = [v for v, beat in zip(values, beats, strict=True) if beat]
             known = column.key in paper["columns"]  # the paper may report only some columns
             paper_value = paper_row[paper["columns"].index(column.key)] if known else None
             failed = [
@@ -153,8 +156,9 @@ def assemble(
                 if r.get("experiment") == column.experiment and _row_matches(table, row, r)
             ]
             diverged = sum(r.get("status") == "diverged" for r in failed)
+            at_baseline = len(values) - len(learned)
             cells[(row, column.key)] = Cell(
-                values, paper_value, diverged, len(failed) - diverged, len(values) - len(learned), learned
+                values, paper_value, diverged, len(failed) - diverged, at_baseline, learned, beats
             )
     return cells
 
@@ -274,72 +278,81 @@ def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str
     return "\n".join(lines)
 
 
-# Margins below this fraction of the value are not read as a difference (e.g. two runs at chance).
-RELATIVE_TIE = 0.01
+def arm(row: str, cell: Cell) -> Arm:
+    """A cell as one arm of a significance test: its per-seed values and which beat the baseline."""
+    return Arm(row, tuple(cell.values), tuple(cell.beats))
 
 
-def _decided(a: Cell, b: Cell) -> tuple[bool, str]:
-    """Is the gap between two cells' means larger than their seed spread and than 1 % of the value?
+@dataclass(frozen=True)
+class ColumnClaim:
+    """The paper's claim "these rows are best in this column" (several when the paper ties), checked."""
 
-    A side with a single seed has no spread, so nothing to weigh the gap against: undecided.
+    column: Column
+    paper_best: tuple[str, ...]
+    ours_best: str | None
+    verdict: Verdict | None  # None: not run here, or nothing to compare with
+    note: str = ""
+
+
+def check_column(table: Table, cells: dict, column: Column) -> ColumnClaim | None:
+    """Decide the paper's best-row claim of one column with the test of ``verdicts.judge_best``.
+
+    The claimed row is the paper's best (of the tied rows, the one we rank highest). Against it
+    stands our best other row when ours disagrees, else the runner-up outside the paper's tied
+    rows. None when the paper gives no number in this column.
     """
-    margin = abs(a.mean - b.mean)
-    if margin <= RELATIVE_TIE * max(abs(a.mean), abs(b.mean)):
-        return False, f"a gap of {margin:.3g} is under {RELATIVE_TIE:.0%} of the value"
-    if min(len(a.values), len(b.values)) < 2:
-        single = "but one side has a single seed and no spread to weigh it against"
-        return False, f"a gap of {margin:.3g}, {single}"
-    spread = max(a.std, b.std)
-    if margin <= spread:
-        return False, f"a gap of {margin:.3g} is within the seed spread ({spread:.3g})"
-    return True, f"gap {margin:.3g}"
+    paper_best = best_row(table, cells, column, ours=False)
+    if paper_best is None:
+        return None
+    best_value = cells[(paper_best, column.key)].paper
+    tied = tuple(r for r in table.rows if cells[(r, column.key)].paper == best_value)
+    ours_best = best_row(table, cells, column, ours=True)
+    run = [r for r in table.rows if cells[(r, column.key)].mean is not None]
+    lower = lower_is_better(table, column)
+    ranked = sorted(run, key=lambda r: cells[(r, column.key)].mean, reverse=not lower)
+    claimed_run = [r for r in ranked if r in tied]
+    if not claimed_run:
+        return ColumnClaim(column, tied, ours_best, None, "not run here")
+    claimed = claimed_run[0]
+    others = [r for r in ranked if r not in tied]
+    if not others:
+        return ColumnClaim(column, tied, ours_best, None, "no other row run here")
+    rival = others[0]
+    verdict = judge_best(
+        arm(claimed, cells[(claimed, column.key)]),
+        arm(rival, cells[(rival, column.key)]),
+        claimed_is_ours_best=ours_best in tied,
+        lower_is_better=lower,
+    )
+    return ColumnClaim(column, tied, ours_best, verdict)
+
+
+def verdict_line(check: ColumnClaim) -> str:
+    """'- title: lmi best — **holds** (lmi 1.1 (2) vs l1 3.1 (2); Δ = ... [..], p = ...)'."""
+    who = " / ".join(check.paper_best)
+    head = f"- {check.column.title}: {who} best"
+    if check.verdict is None:
+        return f"{head}; {check.note}."
+    v = check.verdict
+    sides = f"{v.claimed.name} {_cell_text(v.claimed)} vs {v.rival.name} {_cell_text(v.rival)}"
+    detail = v.effect()
+    if v.outcome == "undecided" and v.test != "none":  # (with no test, the reason is the detail)
+        detail += f"; {v.reason}"
+        if v.seeds_needed is not None:
+            detail += f"; 80 % power needs {v.seeds_needed} seeds per arm"
+        elif v.test == "welch":
+            detail += "; no realistic number of seeds separates them"
+    return f"{head} — **{v.outcome}** ({sides}; {detail})."
+
+
+def _cell_text(side: Arm) -> str:
+    return format_values(list(side.values)) or "—"
 
 
 def claims(table: Table, cells: dict) -> list[str]:
-    """Per column: does the paper's best row come out best in our runs too?
-
-    "holds" / "does not hold" only when both sides have two or more seeds and the gap to the nearest
-    competitor exceeds the seed spread (std over seeds) and 1 % of the value; otherwise
-    "undecided", with the reason.
-    """
-    statements = []
-    for column in table.columns:
-        paper_best = best_row(table, cells, column, ours=False)
-        ours_best = best_row(table, cells, column, ours=True)
-        if paper_best is None:
-            continue
-        best_value = cells[(paper_best, column.key)].paper
-        tied = [r for r in table.rows if cells[(r, column.key)].paper == best_value]
-        if len(tied) > 1:  # the paper's best is shared: the claim holds if ours picks any of them
-            ours = ours_best or "not run here"
-            statements.append(f"- {column.title}: the paper ties {', '.join(tied)}; our best: {ours}.")
-            continue
-        claimed = cells[(paper_best, column.key)]
-        if claimed.mean is None or ours_best is None:
-            statements.append(f"- {column.title}: paper's best is {paper_best}; not run here.")
-            continue
-        n = len(claimed.values)
-        if ours_best == paper_best:
-            others = [(cells[(r, column.key)], r) for r in table.rows if r != paper_best]
-            others = [(c, r) for c, r in others if c.mean is not None]
-            if not others:
-                statements.append(f"- {column.title}: {paper_best} is the only row run here.")
-                continue
-            rival, rival_row = min(others, key=lambda item: abs(item[0].mean - claimed.mean))
-            decided, why = _decided(claimed, rival)
-            verdict = "**holds**" if decided else "**undecided**"
-            statements.append(
-                f"- {column.title}: {paper_best} best — {verdict} ({_fmt(claimed.mean)} vs {rival_row} "
-                f"{_fmt(rival.mean)}: {why}; {n} seed(s))."
-            )
-        else:
-            winner = cells[(ours_best, column.key)]
-            decided, why = _decided(claimed, winner)
-            verdict = "**does not hold**" if decided else "**undecided**"
-            statements.append(
-                f"- {column.title}: {paper_best} best — {verdict}: {ours_best} {_fmt(winner.mean)} vs "
-                f"{paper_best} {_fmt(claimed.mean)} ({why}; {n} seed(s))."
-            )
+    """Per column, the paper's best-row claim with its test (docs/verdicts.md); then the cells whose
+    seeds did not all beat the trivial baseline."""
+    statements = [verdict_line(check) for c in table.columns if (check := check_column(table, cells, c))]
     for column in table.columns:
         failed = [(row, cells[(row, column.key)]) for row in table.rows]
         failed = [(row, cell) for row, cell in failed if cell.at_baseline]

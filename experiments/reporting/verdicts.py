@@ -89,7 +89,10 @@ def power_two_sample(diff: float, sd: float, n: int, alpha: float = ALPHA) -> fl
     df = 2 * n - 2
     critical = stats.t.ppf(1 - alpha / 2, df)
     shift = abs(diff) / (sd * math.sqrt(2 / n))
-    return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+    power = float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+    if not math.isfinite(power):  # scipy's non-central t fails far in the tail: the normal limit
+        power = float(stats.norm.sf(critical - shift) + stats.norm.cdf(-critical - shift))
+    return power
 
 
 def seeds_for_power(diff: float, sd: float, power: float = TARGET_POWER, alpha: float = ALPHA) -> int | None:
@@ -149,11 +152,11 @@ class Verdict:
         fmt = _fmt(digits)
         if self.test == "welch" and self.welch is not None:
             w = self.welch
-            return f"Δ = {fmt(w.diff)} [{fmt(w.low)}, {fmt(w.high)}], p = {_p(w.p)}"
+            return f"Δ = {fmt(w.diff)} [{fmt(w.low)}, {fmt(w.high)}], {p_text(w.p)}"
         if self.test == "fisher":
             c, r = self.claimed, self.rival
             rates = f"learned {c.successes}/{len(c.values)} vs {r.successes}/{len(r.values)}"
-            return f"{rates}, Fisher p = {_p(self.p)}"
+            return f"{rates}, Fisher {p_text(self.p)}"
         return self.reason
 
 
@@ -161,10 +164,11 @@ def _fmt(digits: int):
     return lambda x: f"{x:.{digits}g}"
 
 
-def _p(p: float | None) -> str:
+def p_text(p: float | None) -> str:
+    """'p = 0.047', 'p < 0.001', or '—' when there is no test."""
     if p is None:
         return "—"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def judge_best(claimed: Arm, rival: Arm, claimed_is_ours_best: bool, lower_is_better: bool) -> Verdict:
