@@ -37,8 +37,8 @@ def run_dates(records: Iterable[dict[str, Any]]) -> str:
 def commit_dates(folder: Path = RECORDS) -> dict[Path, str]:
     """metrics.json path -> the UTC date of the commit that first added it."""
     log = subprocess.run(
-        ["git", "log", "--no-renames", "--diff-filter=A", "--date=format-local:%Y-%m-%d", "--format=@%cd", "--name-only",
-         "--", str(folder)],
+        ["git", "log", "--no-renames", "--diff-filter=A", "--date=format-local:%Y-%m-%d",
+         "--format=@%cd", "--name-only", "--", str(folder)],
         cwd=REPO_ROOT, capture_output=True, text=True, check=True, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     dates: dict[Path, str] = {}
