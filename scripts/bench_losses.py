@@ -4,6 +4,9 @@
     python scripts/bench_losses.py --threads 1 --repeats 9 --no-monai
     python scripts/bench_losses.py --device cuda         # a separate GPU table (skipped without one)
     python scripts/bench_losses.py --profile "LMILoss compiled" --no-monai   # where its time goes
+    python scripts/bench_losses.py --volume 64 64 64 128 128 128 --threads 1 --bins 32 --clock cpu
+                                                         # 3D volumes (1, 1, D, H, W), every kernel,
+                                                         # masked and not, against MONAI's two kernels
 
 Times are medians over interleaved rounds (every case once per round, in turn), reported as
 ratios to L1 and to MONAI's GlobalMutualInformationLoss measured in the same rounds: shared
@@ -27,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from deepmi.losses import L1Loss, L2Loss, LMILoss, MILoss, SSIMLoss
+from deepmi.losses import L1Loss, L2Loss, LMILoss, MILoss, NMILoss, SSIMLoss
 from deepmi.losses._checks import check_pair
 
 Step = Callable[[], None]
@@ -42,12 +45,119 @@ AIMS: dict[str, tuple[str, str, float]] = {
 }
 
 
-def make_step(loss: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor) -> Step:
+def make_step(
+    loss: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> Step:
     def step() -> None:
         pred.grad = None
-        loss(pred, target).backward()
+        (loss(pred, target) if mask is None else loss(pred, target, mask=mask)).backward()
 
     return step
+
+
+# the volume table's aims (issue #30): every deepmi MI kernel, masked too, against MONAI's gaussian
+VOLUME_AIMS = "time <= 0.1x MONAI gaussian and extra peak memory <= 5 % of MONAI gaussian's"
+MONAI_G, MONAI_B = "MONAI GlobalMI gaussian", "MONAI GlobalMI b-spline"
+
+
+def brain_mask(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An ellipsoid filling about half of the volume, as a brain mask does."""
+    axes = [torch.linspace(-1, 1, n, device=device) for n in shape[2:]]
+    grid = torch.meshgrid(*axes, indexing="ij")
+    r2 = sum((g / 0.98) ** 2 for g in grid)
+    return (r2 <= 1.0).view(shape)
+
+
+def volume_cases(bins: int, monai: bool) -> list[tuple[str, torch.nn.Module, bool]]:
+    """(name, loss, masked) for the 3D table: L1, L_LMI and each MI kernel, masked and not, MONAI."""
+    cases: list[tuple[str, torch.nn.Module, bool]] = [("L1Loss", L1Loss(), False)]
+    for masked in (False, True):
+        tag = " masked" if masked else ""
+        cases += [
+            (f"LMILoss{tag}", LMILoss(bins), masked),
+            (f"MILoss linear{tag}", MILoss(bins), masked),
+            (f"MILoss gaussian{tag}", MILoss(bins, kernel="gaussian"), masked),
+            (f"MILoss bspline{tag}", MILoss(bins, value_range="auto", kernel="bspline"), masked),
+            (f"NMILoss linear{tag}", NMILoss(bins), masked),
+        ]
+    if monai:
+        try:
+            from monai.losses import GlobalMutualInformationLoss
+
+            cases.append((MONAI_G, GlobalMutualInformationLoss(kernel_type="gaussian", num_bins=bins), False))
+            cases.append((MONAI_B, GlobalMutualInformationLoss(kernel_type="b-spline", num_bins=bins), False))
+        except ImportError:
+            print("monai not installed: no MONAI column", file=sys.stderr)
+    return cases
+
+
+def bench_volume(size: tuple[int, int, int], args: argparse.Namespace, clock: Callable[[], float]) -> None:
+    """One 3D table: median time and extra peak memory per case, as ratios to L1 and MONAI."""
+    from tqdm import tqdm
+
+    device = torch.device(args.device)
+    shape = (1, 1, *size)
+    torch.manual_seed(0)
+    target = torch.rand(shape, device=device)
+    pred = (0.7 * target + 0.3 * torch.rand(shape, device=device)).requires_grad_()
+    mask = brain_mask(shape, device)
+    cases = volume_cases(args.bins, not args.no_monai)
+    steps = {name: make_step(loss, pred, target, mask if masked else None) for name, loss, masked in cases}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    mib: dict[str, float] = {}
+    calls = len(steps) * (1 + args.repeats + (0 if args.no_memory else 1))
+    with tqdm(total=calls, desc=f"1x1x{'x'.join(map(str, size))}", unit="call", file=sys.stderr) as bar:
+        for step in steps.values():  # warm-up (one call each)
+            step()
+            bar.update()
+        for _ in range(args.repeats):  # interleaved rounds
+            for name, step in steps.items():
+                t0 = clock()
+                step()
+                times[name].append(clock() - t0)
+                bar.update()
+        if not args.no_memory:
+            for name, step in steps.items():
+                mib[name] = peak_extra_bytes(step, device) / 2**20
+                bar.update()
+
+    def ratio(name: str, ref: str) -> float | None:
+        if ref not in times:
+            return None
+        return statistics.median(a / b for a, b in zip(times[name], times[ref], strict=True))
+
+    voxels = target.numel()
+    print(
+        f"\nvolume 1 x 1 x {' x '.join(map(str, size))} ({voxels / 1e6:.2f} M voxels), bins={args.bins}, "
+        f"mask: an ellipsoid of {mask.float().mean().item():.0%} of the voxels, "
+        f"threads={torch.get_num_threads()}, clock={args.clock}, {args.repeats} rounds, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    cols = ("median s", "x L1", "x MONAI-g", "MiB", "% MONAI-g", "% MONAI-b", "aim met")
+    head = f"{'loss (forward+backward)':26s} " + " ".join(f"{c:>10s}" for c in cols)
+    print(head)
+    print("-" * len(head))
+    for name in steps:
+        x_monai = ratio(name, MONAI_G)
+        mem = mib.get(name)
+
+        def share(ref: str, mem: float | None = mem) -> str:
+            return "-" if mem is None or ref not in mib else f"{100 * mem / max(mib[ref], 1e-9):.1f}"
+
+        met = "-"
+        if name.startswith(("MILoss", "NMILoss")) and x_monai is not None and MONAI_G in mib:
+            met = "yes" if x_monai <= 0.1 and mem is not None and mem <= 0.05 * mib[MONAI_G] else "NO"
+        cells = (
+            f"{statistics.median(times[name]):.3f}",
+            fmt_ratio(ratio(name, "L1Loss")),
+            fmt_ratio(x_monai),
+            "-" if mem is None else f"{mem:.1f}",
+            share(MONAI_G),
+            share(MONAI_B),
+            met,
+        )
+        print(f"{name:26s} " + " ".join(f"{c:>10s}" for c in cells))
+    print(f"aim (issue #30, MI rows): {VOLUME_AIMS}")
 
 
 def peak_extra_bytes(step: Step, device: torch.device) -> int:
@@ -132,6 +242,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; cuda is skipped without a GPU")
     ap.add_argument(
+        "--volume",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="D H W",
+        help="3D mode: one table per volume (1, 1, D, H, W), triples in a row, e.g. 64 64 64 128 128 128",
+    )
+    ap.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
@@ -152,6 +270,14 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     torch.set_num_threads(args.threads)
+    if args.volume:
+        if len(args.volume) % 3:
+            raise SystemExit(f"--volume takes sizes in triples D H W, got {args.volume}")
+        base = time.perf_counter if args.clock == "wall" else time.process_time
+        print(f"torch {torch.__version__}, device={device}, threads={torch.get_num_threads()}")
+        for i in range(0, len(args.volume), 3):
+            bench_volume(tuple(args.volume[i : i + 3]), args, base)
+        return
     torch.manual_seed(0)
     target = torch.rand(*args.shape, device=device)
     pred = (0.7 * target + 0.3 * torch.rand(*args.shape, device=device)).requires_grad_()

@@ -45,3 +45,36 @@ def test_profile_of_an_unknown_case_names_the_cases() -> None:
     proc = _run("--no-gaussian", "--profile", "LMI")
     assert proc.returncode != 0
     assert "--profile 'LMI': no such case; the cases are L1Loss, L2Loss" in proc.stderr
+
+
+def test_volume_mode_prints_every_kernel_masked_and_not_against_monai() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            SCRIPT,
+            "--threads",
+            "1",
+            "--bins",
+            "8",
+            "--repeats",
+            "1",
+            "--volume",
+            "6",
+            "7",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "volume 1 x 1 x 6 x 7 x 8" in proc.stdout
+    rows = {
+        line[:26].strip(): line.split()
+        for line in proc.stdout.splitlines()
+        if line.startswith(("MILoss", "NMI"))
+    }
+    kernels = ("linear", "gaussian", "bspline")
+    assert {f"MILoss {k}{m}" for k in kernels for m in ("", " masked")} <= set(rows)
+    if "MONAI GlobalMI b-spline" in proc.stdout:  # monai installed: each MI row says whether it met the aim
+        assert all(r[-1] in {"yes", "NO"} for r in rows.values())
