@@ -73,7 +73,9 @@ def test_checkpoint_every_k_steps_and_at_every_epoch_end(tmp_path: Path, data_ro
         run(compose_config([*THREE_EPOCHS, *stop, "checkpoint.every_n_train_steps=3"], tmp_path, data_root))
     # steps 3 and 6 (every 3) and 4 (epoch end) were saved; the crash came at 7
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6
-    assert _record(tmp_path)["status"] == "running"
+    record = _record(tmp_path)
+    assert record["status"] == "failed" and record["error_type"] == "RuntimeError"
+    assert "simulated crash at step 7" in record["error"] and "holds step 6" in record["stop_reason"]
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path: Path) -> None:
@@ -164,7 +166,7 @@ def test_cli_exits_non_zero_when_a_single_run_diverges(tmp_path: Path, data_root
     ]
     proc = _cli(args, tmp_path, data_root)
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 1, out[-3000:]
+    assert proc.returncode == 3, out[-3000:]  # run.py's exit code for "diverged"
     assert "training diverged" in out
 
 
@@ -180,13 +182,18 @@ def test_max_time_is_recorded_as_stopped_and_not_skipped_later(tmp_path: Path, d
     assert again["status"] == "finished" and again["metrics"]
 
 
-def test_a_new_run_replaces_an_older_result_in_its_folder(tmp_path: Path, data_root: Path) -> None:
-    run(compose_config([*SMOKE, "loss=l1"], tmp_path, data_root))
-    assert _record(tmp_path)["status"] == "finished"
+def test_a_new_run_replaces_an_unfinished_result_in_its_folder(tmp_path: Path, data_root: Path) -> None:
+    """A stopped run's folder may be started over; the new run's record replaces the old one at its
+    start, so a crash leaves its own failure, not the old result (a finished record is never
+    replaced: tests/test_run_lifecycle.py)."""
+    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpochs", "+callbacks.stop.epochs=1"]
+    run(compose_config([*THREE_EPOCHS, *stop], tmp_path, data_root))
+    assert _record(tmp_path)["status"] == "stopped"
     crash = ["+callbacks.stop._target_=tests.helpers.FailAtStep", "+callbacks.stop.step=2"]
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(compose_config([*SMOKE, "loss=l1", *crash], tmp_path, data_root))
-    assert _record(tmp_path)["status"] == "running"
+    record = _record(tmp_path)
+    assert record["status"] == "failed" and "simulated crash at step 2" in record["error"]
 
 
 def test_fingerprint_ignores_paths_and_loggers_but_not_the_loss(tmp_path: Path, data_root: Path) -> None:

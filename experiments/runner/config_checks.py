@@ -103,6 +103,22 @@ def check_ema_decay(cfg: DictConfig) -> None:
 
 def check_trainer(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer") or {}
+    max_steps = trainer.get("max_steps")
+    if cfg.get("train", True) and trainer.get("max_epochs") == 0 and not (max_steps and max_steps > 0):
+        raise ValueError(
+            "trainer.max_epochs=0 trains nothing, and an untrained model would be recorded as finished; "
+            "give trainer.max_epochs >= 1, or test a checkpoint with python run.py evaluate=<run folder>"
+        )
+    if trainer.get("accelerator") == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ValueError(
+                f"trainer=gpu, but torch {torch.__version__} ({build}) sees no CUDA GPU; on this machine "
+                "drop trainer=gpu (the default trainer runs on the CPU), or install a CUDA build of torch "
+                "(https://pytorch.org/get-started/locally/) on a machine with a GPU"
+            )
     if trainer.get("sync_batchnorm") and trainer.get("accelerator") == "cpu":
         raise ValueError(
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU path); for DDP on "

@@ -112,26 +112,20 @@ class TaskModule(L.LightningModule):
         """Rebuild the module a checkpoint of ``run.py`` was trained as, with its weights (notebooks).
 
         ``experiments.runner.train`` stores the run's resolved config in the checkpoint's hyper-parameters;
-        model, loss and module are instantiated from it, so no constructor arguments are needed.
+        ``experiments.runner.build`` instantiates model, loss and module from it (on the CPU), so no
+        constructor arguments are needed. An unreadable file is an error naming it and the fix.
         """
-        checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=False)
-        config = (checkpoint.get("hyper_parameters") or {}).get("config")
-        if config is None:
+        from experiments.runner.build import module_from_checkpoint
+
+        built = module_from_checkpoint(checkpoint_path)
+        if built is None:  # not written by run.py: Lightning's own loader, with the caller's arguments
             return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
-        from omegaconf import OmegaConf
-
-        from experiments.runner.legacy import upgrade_config
-        from experiments.runner.train import build_module
-
-        config = upgrade_config(config)  # a checkpoint written before a layout change
-        module = build_module(OmegaConf.create(config))
+        module, _ = built
         if not isinstance(module, cls):
             raise TypeError(
                 f"{checkpoint_path} holds a {type(module).__name__}, not a {cls.__name__}; "
                 f"load it with {type(module).__name__}.load_from_checkpoint"
             )
-        module.save_hyperparameters({"config": config})
-        module.load_state_dict(checkpoint["state_dict"])
         return module.eval()
 
     def on_test_start(self) -> None:
