@@ -350,16 +350,21 @@ def _mean_std(values: Sequence[float], digits: int = 2) -> str:
     v = np.asarray(values, float)
     if v.size == 0:
         return "–"
+    bad = int((~np.isfinite(v)).sum())
+    if bad:  # a diverged read-out (NaN / inf) is reported, not averaged in
+        finite = _mean_std(v[np.isfinite(v)], digits) if bad < v.size else ""
+        return f"{finite} ({bad}/{v.size} non-finite)".strip()
     if v.size == 1:
         return f"{v[0]:.{digits}f}"
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def _ordered(records: list[dict], kind: str) -> list[tuple[str, str, str | None]]:
+    labels = {t.name: t.label for t in MI_TASKS + GRAD_TASKS}  # the current wording, else the record's
     seen: dict[str, tuple[str, str, str | None]] = {}
     for r in records:
         if r["kind"] == kind:
-            seen.setdefault(r["task"], (r["task"], r["label"], r.get("bmi_id")))
+            seen.setdefault(r["task"], (r["task"], labels.get(r["task"], r["label"]), r.get("bmi_id")))
     order = {t.name: i for i, t in enumerate(MI_TASKS if kind == "mi" else GRAD_TASKS)}
     return sorted(seen.values(), key=lambda t: (order.get(t[0], len(order)), t[0]))
 
@@ -517,6 +522,7 @@ def plot(records: list[dict], path: Path) -> None:
 
     mi, grad = _by(records, "mi"), _by(records, "grad")
     mi_tasks, grad_tasks = _ordered(records, "mi"), _ordered(records, "grad")
+    lo, hi = -0.5, 1.5  # a diverged read-out (e.g. DV on Student-t, 1 dof) would hide every other point
     fig = Figure(figsize=(13, 5.5))
     left, right = fig.subplots(1, 2)
     for k, e in enumerate(e for e in MI_ESTIMATORS if any(key[1] == e for key in mi)):
@@ -524,15 +530,19 @@ def plot(records: list[dict], path: Path) -> None:
         for i, (name, _, _) in enumerate(mi_tasks):
             rs = mi.get((name, e), [])
             if rs:
-                ratio = [r["estimate"] / r["truth"] for r in rs]
+                ratio = np.asarray([r["estimate"] / r["truth"] for r in rs])
+                ratio = ratio[np.isfinite(ratio)] if np.isfinite(ratio).any() else ratio
                 xs.append(i + 0.12 * (k - 2))
                 ys.append(np.mean(ratio))
                 errs.append(np.std(ratio))
+        ys = np.clip(np.nan_to_num(np.asarray(ys), nan=lo, posinf=hi, neginf=lo), lo, hi)
+        errs = np.where(np.isfinite(errs), errs, 0.0)
         left.errorbar(xs, ys, yerr=errs, fmt="o", ms=4, label=LABELS[e])
+    left.set_ylim(lo - 0.05, hi + 0.05)
     left.axhline(1.0, color="k", lw=0.8)
     left.set_xticks(range(len(mi_tasks)), [t[1] for t in mi_tasks], rotation=75, fontsize=7)
     left.set_ylabel("estimate / true MI")
-    left.set_title("MI values (mean ± std over seeds)")
+    left.set_title(f"MI values (mean ± std over seeds; clipped to [{lo}, {hi}])")
     left.legend(fontsize=7)
     ests = [e for e in GRAD_ESTIMATORS if any(key[1] == e for key in grad)]
     width = 0.8 / max(len(ests), 1)

@@ -178,7 +178,7 @@ class Task:
     def label(self) -> str:
         base = {"sparse": "Normal", "dense": "Normal dense", "student": "Student-t"}[self.base]
         extra = f" dof {self.dof}" if self.base == "student" else ""
-        sparse = f", {self.n_pairs} pairs" if self.base != "dense" and self.n_pairs < self.dim_x else ""
+        sparse = f", {self.n_pairs} pairs" if self.base != "dense" and 0 < self.n_pairs < self.dim_x else ""
         mapped = {None: "", "half_cube": "Half-cube @ ", "asinh": "Asinh @ ", "normal_cdf": "Normal CDF @ ",
                   "spiral": "Spiral @ "}[self.transform]
         return f"{mapped}{base} {self.dim_x} × {self.dim_y}{extra}{sparse}"
