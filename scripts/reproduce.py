@@ -7,10 +7,14 @@
 Each table is one Hydra multirun per experiment (losses or bins x seeds) into
 RUNS/<scale>/<experiment>/<overrides>/ (checkpoints, logs), and each finished run's record
 (metrics.json, small CSVs) is copied to results/runs/<scale>/<experiment>/<overrides>/, the
-tracked folder RESULTS.md's tables are generated from. Runs are launched with skip_if_finished=true and
+tracked folder RESULTS.md's tables are generated from (at --scale smoke, to RUNS/records/ instead,
+which git ignores: plumbing runs, e.g. on a generated MNIST stand-in, never land in tracked
+folders unless --records-dir says so). Runs are launched with skip_if_finished=true and
 ckpt_path=last, so re-running the same command skips finished cells and resumes interrupted ones.
 Then the table is assembled (scripts/make_tables.py) into RUNS/<scale>/tables/ and, with --wandb,
-logged as a wandb Table (offline unless WANDB_MODE says otherwise).
+logged as a wandb Table (offline unless WANDB_MODE says otherwise). Jobs that did not finish
+(failed, stopped; a diverged seed is an outcome the table counts) are listed at the end, the
+table is still assembled from the others, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from experiments import REPO_ROOT as REPO
 from experiments.reporting.render import write_table, write_toy_table
 from experiments.reporting.results import load_runs
 from experiments.reporting.tables import FIGURES, TABLES, Sweep
+from experiments.runner.sweep_summary import unfinished_jobs
 
 TARGETS = [*TABLES, *FIGURES]
 SCALES = ("smoke", "cpu", "paper")
@@ -81,8 +86,10 @@ def log_to_wandb(target: str, markdown: Path, out_dir: Path) -> None:
         wandb.finish()
 
 
-def reproduce(target: str, args: argparse.Namespace) -> None:
+def reproduce(target: str, args: argparse.Namespace) -> list[str]:
+    """Run the target's sweeps and assemble its table; returns the jobs that did not finish."""
     started = time.perf_counter()
+    unfinished: list[str] = []
     for sweep in sweeps_for(target):
         command = multirun_command(
             sweep, target, args.scale, args.seeds, args.runs_dir, args.launcher, args.extra, args.records_dir
@@ -90,9 +97,14 @@ def reproduce(target: str, args: argparse.Namespace) -> None:
         print("$", " ".join(command), flush=True)
         if args.dry_run:
             continue
-        subprocess.run(command, cwd=REPO, check=True)
+        if subprocess.run(command, cwd=REPO).returncode != 0:
+            # a diverged seed is an outcome the table counts; a failed or stopped job is not
+            rows = unfinished_jobs(args.runs_dir / args.scale / sweep.experiment)
+            unfinished += [f"{status}: {folder}" for folder, status, _ in rows if status != "diverged"]
+            if not rows:
+                raise SystemExit(f"{target}: the sweep failed before any job ran (see the error above)")
     if args.dry_run:
-        return
+        return unfinished
     out_dir = args.runs_dir / args.scale / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
     for sweep in sweeps_for(target):  # each cell's example panel, named by experiment and cell
@@ -110,6 +122,7 @@ def reproduce(target: str, args: argparse.Namespace) -> None:
             shutil.copy(figure, out_dir / f"{target}-{figure.parent.name}-{figure.name}")
         print(write_toy_table(load_runs(args.runs_dir / args.scale), out_dir).read_text())
     print(f"{target}: done in {(time.perf_counter() - started) / 60:.1f} min; outputs in {out_dir}")
+    return unfinished
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,8 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs")
     parser.add_argument(
-        "--records-dir", type=Path, default=REPO / "results" / "runs",
-        help="where each finished run's metrics.json is copied for the repository (tables read it)",
+        "--records-dir", type=Path, default=None,
+        help="where each finished run's metrics.json is copied for the repository (tables read it); "
+        "default: results/runs (tracked) at --scale cpu and paper, RUNS_DIR/records (ignored) at smoke",
     )  # fmt: skip
     parser.add_argument("--no-records", action="store_true", help="keep records in the run folders only")
     parser.add_argument("--wandb", action="store_true", help="also log each table as a wandb Table")
@@ -138,9 +152,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv[:split])
     args.extra = argv[split + 1 :]
     args.runs_dir = args.runs_dir.resolve()
+    if args.records_dir is None:
+        args.records_dir = args.runs_dir / "records" if args.scale == "smoke" else REPO / "results" / "runs"
     args.records_dir = None if args.no_records else args.records_dir.resolve()
+    if args.records_dir is not None:
+        print(f"records of finished runs go to {args.records_dir / args.scale}", flush=True)
+    unfinished = []
     for target in TARGETS if args.target == "all" else [args.target]:
-        reproduce(target, args)
+        unfinished += reproduce(target, args)
+    if unfinished:
+        print(f"{len(unfinished)} job(s) did not finish; rerun the same command to resume them:")
+        print("\n".join(f"  {line}" for line in unfinished))
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -318,3 +318,36 @@ def test_an_exp1_checkpoint_evaluated_as_exp2_names_the_experiment(tmp_path: Pat
                 data_root,
             )
         )
+
+
+# 11. the data a run read is part of its record and fingerprint; smoke records stay out of git
+
+
+def test_a_run_on_a_generated_stand_in_is_never_taken_for_one_on_real_data(tmp_path: Path) -> None:
+    from deepmi.data.fixtures import write_mnist_fixture
+
+    data = tmp_path / "data"  # no MNIST here: the smoke config lets a generated fixture stand in
+    ib = [*SMOKE, "experiment=ib_mnist", "loss=vib", "skip_if_finished=true"]
+    record = run(compose_config(ib, tmp_path / "run", data))
+    assert record["data_source"].startswith("generated fixture")
+    assert record["config"]["dataset_fixture"] is True
+    # the same run again: skipped, it is the same run on the same (absent) data
+    assert run(compose_config(ib, tmp_path / "run", data)) == record
+    write_mnist_fixture(data)  # now files in MNIST's real place: read as the real data
+    with pytest.raises(
+        ValueError, match=r"(?s)cannot be skipped as finished.*dataset_fixture: True -> '<absent>'"
+    ):
+        run(compose_config(ib, tmp_path / "run", data))
+    real = run(compose_config(ib, tmp_path / "other", data))
+    assert real["data_source"] == "real" and "dataset_fixture" not in real["config"]
+
+
+def test_smoke_reproductions_keep_their_records_out_of_tracked_folders(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "reproduce.py"), "mige-table2", "--scale", "smoke",
+         "--runs-dir", str(tmp_path), "--dry-run"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"records_dir={tmp_path / 'records' / 'smoke'}" in proc.stdout
+    assert "results/runs" not in proc.stdout

@@ -103,6 +103,10 @@ class RunLifecycle:
             log.info("run folder: %s (record: %s)", self.output_dir, self.output_dir / METRICS_FILE)
         return self
 
+    def set_data_source(self, source: str) -> None:
+        """Record which data the run reads (experiments.runner.data_source); cfg may have gained a key."""
+        self.record = {**_base_record(self.cfg), "data_source": source}
+
     def claim(self) -> None:
         """Write ``running``: from here on the folder's record is this run's."""
         if self.is_writer:

@@ -20,6 +20,7 @@ from experiments.runner.build import build_module
 from experiments.runner.checkpointing import AtomicLastCheckpoint
 from experiments.runner.config_checks import check_config
 from experiments.runner.curves import CURVE_FILE, TestCurve
+from experiments.runner.data_source import mark_data_source
 from experiments.runner.divergence import StopOnNonFiniteLoss, TrainingDiverged
 from experiments.runner.evaluate import evaluate
 from experiments.runner.lifecycle import RunLifecycle, command_overrides, run_name
@@ -41,6 +42,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return evaluate(cfg, output_dir, {"logger": build_loggers(cfg) or False})
     with RunLifecycle(cfg, output_dir) as life:
         check_config(cfg)  # inside the lifecycle: a bad value is recorded as this job's failure
+        life.set_data_source(mark_data_source(cfg))
         previous = previous_result(cfg, output_dir)
         if previous is not None:
             return previous
