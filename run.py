@@ -26,10 +26,12 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    # `lightning` adds a stderr handler of its own; Hydra's root handlers already print (and file) its lines
-    logging.getLogger("lightning").handlers.clear()
     from experiments.runner.record import exit_code
     from experiments.runner.train import run
+
+    # importing `lightning` (above) adds a stderr handler of its own; Hydra's root handlers already
+    # print (and file) its lines, so without this each appears twice
+    logging.getLogger("lightning").handlers.clear()
 
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         try:

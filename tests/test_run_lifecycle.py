@@ -351,3 +351,28 @@ def test_smoke_reproductions_keep_their_records_out_of_tracked_folders(tmp_path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"records_dir={tmp_path / 'records' / 'smoke'}" in proc.stdout
     assert "results/runs" not in proc.stdout
+
+
+# 12. the run says where it writes at its start, shows epochs of a total and the run's ETA, logs once
+
+
+def test_the_console_names_the_folder_first_counts_epochs_and_logs_each_line_once(
+    tmp_path: Path, data_root: Path
+) -> None:
+    args = [*BASE, "trainer.max_epochs=2", "trainer.enable_progress_bar=true", f"hydra.run.dir={tmp_path}"]
+    code, out = _finish(_cli(args, tmp_path, data_root))
+    assert code == 0, out[-3000:]
+    assert out.index(f"run folder: {tmp_path}") < out.index("Epoch 1/2")
+    assert "Epoch 2/2" in out and "run_eta=" in out
+    assert out.count("Seed set to 0") == 1  # not once from Hydra's handler and again from Lightning's
+    assert f"evaluate:  python run.py evaluate='{tmp_path}'" in out
+
+
+# 9. trainer=gpu on a machine without one says what to do
+
+
+def test_trainer_gpu_without_a_gpu_names_the_fix(tmp_path: Path, data_root: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="trainer=gpu, but torch .* sees no CUDA GPU.*drop trainer=gpu"):
+        run(compose_config([*BASE, "trainer=gpu"], tmp_path, data_root))
