@@ -27,16 +27,31 @@ from experiments.reporting.figures import save_png
 from experiments.reporting.results import config_value, trivial_baselines
 
 
+def read_record(path: Path) -> dict:
+    """The metrics.json beside a curve ({} if there is none); a malformed one is named."""
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not a readable run record ({exc}); delete it or rerun that run"
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} is not a run record (a JSON object); delete it or rerun that run")
+    return {**record, "path": str(path)}
+
+
 def read_curves(folder: Path, metric: str | None = None, label_key: str | None = None) -> list[dict]:
     """One entry per curve.csv below ``folder``: the column ``metric`` (default: the first one);
-    with ``label_key``, the runs are grouped by the loss and that config setting."""
+    with ``label_key``, the runs are grouped by the loss and that config setting (runs whose config
+    has no such key, e.g. ``loss.bins`` of a loss without bins, by their loss alone)."""
     curves = []
     for path in sorted(folder.rglob("curve.csv")):
         rows = list(csv.DictReader(path.open()))
         if not rows:
             continue
-        record_path = path.with_name("metrics.json")
-        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        record = read_record(path.with_name("metrics.json"))
         columns = [k for k in rows[0] if k not in ("epoch", "step")]
         if metric is not None and metric not in columns:
             raise ValueError(f"{path} has no column {metric!r}; it has {', '.join(columns)}")
@@ -45,8 +60,8 @@ def read_curves(folder: Path, metric: str | None = None, label_key: str | None =
         if label_key is not None:
             try:
                 group = f"{group} {label_key.split('.')[-1]}={config_value(record, label_key)}"
-            except ValueError as exc:
-                raise ValueError(f"{record_path}: {exc}") from None
+            except ValueError:
+                pass  # checked over all runs in check_label_key: a key no run has is an error
         curves.append({
             "label": f"{group} seed {record.get('seed', '?')}",
             "group": group,
@@ -55,8 +70,22 @@ def read_curves(folder: Path, metric: str | None = None, label_key: str | None =
             "baselines": trivial_baselines(record, name),
             "epochs": [int(r["epoch"]) for r in rows],
             "values": [float(r[name]) for r in rows],
+            "config": record.get("config", {}),
         })  # fmt: skip
     return curves
+
+
+def check_label_key(curves: list[dict], label_key: str | None) -> None:
+    """A --label-key that no run's config has is a typo: name it (a key some runs lack is fine)."""
+    if label_key is None or not curves:
+        return
+    for curve in curves:
+        try:
+            config_value({"config": curve["config"]}, label_key)
+            return
+        except ValueError:
+            continue
+    raise ValueError(f"no run's config has {label_key!r}; pick a dotted key of metrics.json's config")
 
 
 def plot(curves: list[dict], out: Path, title: str, yscale: str = "log") -> Path:
@@ -109,12 +138,15 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     try:
         curves = [c for folder in args.folders for c in read_curves(folder, args.metric, args.label_key)]
+        check_label_key(curves, args.label_key)
     except ValueError as exc:
         parser.error(str(exc))
     if not curves:
         folders = ", ".join(map(str, args.folders))
         parser.error(f"no curve.csv below {folders}; runs write one with curve_every_n_epochs=1")
-    return plot(curves, args.out, args.title, args.yscale)
+    out = plot(curves, args.out, args.title, args.yscale)
+    print(f"wrote {out} ({len(curves)} curves)")
+    return out
 
 
 if __name__ == "__main__":

@@ -102,9 +102,11 @@ def main(argv: list[str] | None = None) -> Path:
             if not found:
                 parser.error(f"no finished run record (metrics.json) below {folder}")
             runs += found
-        return plot(runs, args.metric, args.out, args.title, args.label_key)
+        out = plot(runs, args.metric, args.out, args.title, args.label_key)
     except ValueError as exc:
         parser.error(str(exc))
+    print(f"wrote {out} ({len(runs)} runs)")
+    return out
 
 
 if __name__ == "__main__":

@@ -25,16 +25,40 @@ from experiments.tasks.stereo_depth import StereoDepthModule
 
 
 def read_grey(path: Path) -> torch.Tensor:
-    """(1, 1, H, W) float image in [0, 1] from any file imageio reads."""
+    """(1, 1, H, W) float image in [0, 1] from any file imageio reads.
+
+    Integer images are scaled by their type's full range (255 for 8-bit, 65535 for 16-bit PNGs), not
+    by their maximum, so a dark 16-bit pair stays dark and a pair keeps its relative brightness; a
+    float image must already lie in [0, 1].
+    """
     import imageio.v3 as iio
 
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    image = np.asarray(iio.imread(path), dtype=np.float32)
+    try:
+        raw = np.asarray(iio.imread(path))
+    except Exception as error:  # imageio's message is about plugins, not about the file
+        raise ValueError(
+            f"{path} cannot be read as an image ({type(error).__name__}); give a PNG, JPEG or TIFF file"
+        ) from error
+    if raw.ndim == 3:
+        raw = raw[..., :3]
+    if raw.ndim not in (2, 3) or raw.size == 0:
+        raise ValueError(f"{path}: expected a grey or colour image, got an array of shape {raw.shape}")
+    if np.issubdtype(raw.dtype, np.integer):
+        image = raw.astype(np.float64) / np.iinfo(raw.dtype).max
+    elif np.issubdtype(raw.dtype, np.floating):
+        image = raw.astype(np.float64)
+        if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+            raise ValueError(
+                f"{path}: a float image must hold values in [0, 1], got {image.min():.4g} to "
+                f"{image.max():.4g}; save it as 8- or 16-bit PNG, or rescale it to [0, 1]"
+            )
+    else:
+        raise ValueError(f"{path}: pixel type {raw.dtype} is not an image type (integers or floats)")
     if image.ndim == 3:
-        image = image[..., :3].mean(-1)
-    scale = 255.0 if image.max() > 1.0 else 1.0
-    return torch.from_numpy(image / scale)[None, None]
+        image = image.mean(-1)
+    return torch.from_numpy(image.astype(np.float32))[None, None]
 
 
 def predict(module: StereoDepthModule, left: torch.Tensor, right: torch.Tensor) -> tuple[np.ndarray, float]:
