@@ -34,6 +34,11 @@ __all__ = [
 def _flat(name: str, t: Tensor) -> Tensor:
     if t.dim() < 2:
         raise ValueError(f"{name} must have shape (B, ...), got {tuple(t.shape)}")
+    if not t.is_floating_point():  # SSGE's kernel widths and eigenvectors need real values
+        raise TypeError(
+            f"{name} is a {t.dtype} tensor; the score estimator needs floating point: convert it, e.g. "
+            f"{name}.float() / 255 for 8-bit images"
+        )
     return t.flatten(1)
 
 
