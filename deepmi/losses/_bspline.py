@@ -154,14 +154,19 @@ class BSplineJointCounts(torch.autograd.Function):
         return grad_x, None, None, None, None, None, None
 
 
-def bspline_joint_pdf(
-    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False, w: Tensor | None = None
-) -> Tensor:
-    """Mattes' joint pdf ``(B, N, N)`` of validated ``(B, ...)`` inputs; ``w``: voxel weights ``(B, P)``."""
+def check_bspline_bins(bins: int) -> None:
+    """Raise unless there are enough bins for the two padding bins at each end."""
     if bins < MIN_BINS:
         raise ValueError(
             f"kernel='bspline' needs bins >= {MIN_BINS} (two padding bins at each end, as ITK/MONAI), "
             f"got {bins}; use more bins or kernel='linear'"
         )
+
+
+def bspline_joint_pdf(
+    x: Tensor, y: Tensor, bins: int, lo: float, hi: float, compile: bool = False, w: Tensor | None = None
+) -> Tensor:
+    """Mattes' joint pdf ``(B, N, N)`` of validated ``(B, ...)`` inputs; ``w``: voxel weights ``(B, P)``."""
+    check_bspline_bins(bins)
     x2, y2 = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
     return BSplineJointCounts.apply(x2, y2, bins, lo, hi, compile, w) / total_weight(x2, w)

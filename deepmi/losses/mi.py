@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._bspline import bspline_joint_pdf
+from ._bspline import bspline_joint_pdf, check_bspline_bins
 from ._checks import autocast_off, check_bins
 from ._masks import check_value_range, prepare, total_weight
 from ._parzen import ParzenJointCounts
@@ -82,8 +82,8 @@ def _entropies(
         raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if not sigma_ratio > 0:
         raise ValueError(f"sigma_ratio must be > 0, got {sigma_ratio}")
-    if kernel == "bspline" and bins < 5:
-        bspline_joint_pdf(x, y, bins, 0.0, 1.0)  # raises the error that names the fix
+    if kernel == "bspline":
+        check_bspline_bins(bins)
     x, y, lo, hi, w = prepare(x, y, value_range, mask)
     with autocast_off(x):
         if method == "reference":

@@ -6,6 +6,7 @@ import warnings
 
 from torch import Tensor, nn
 
+from ._bspline import check_bspline_bins
 from ._checks import check_bins
 from ._compile import compile_supported
 from ._masks import check_value_range
@@ -144,10 +145,8 @@ class MILoss(_PairLoss):
         if not sigma_ratio > 0:
             raise ValueError(f"sigma_ratio must be > 0, got {sigma_ratio}")
         self.bins = check_bins(bins)
-        if kernel == "bspline" and self.bins < 5:
-            raise ValueError(
-                f"kernel='bspline' needs bins >= 5 (two padding bins at each end), got {self.bins}"
-            )
+        if kernel == "bspline":
+            check_bspline_bins(self.bins)
         self.value_range = check_value_range(value_range)
         self.kernel = kernel
         self.sigma_ratio = float(sigma_ratio)
