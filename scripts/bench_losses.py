@@ -91,21 +91,52 @@ def volume_cases(bins: int, monai: bool) -> list[tuple[str, torch.nn.Module, boo
     return cases
 
 
+def volume_inputs(size: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(pred, target, mask) of shape (1, 1, D, H, W), the same in every process."""
+    shape = (1, 1, *size)
+    torch.manual_seed(0)
+    target = torch.rand(shape, device=device)
+    pred = (0.7 * target + 0.3 * torch.rand(shape, device=device)).requires_grad_()
+    return pred, target, brain_mask(shape, device)
+
+
+def rss_probe(name: str, size: tuple[int, ...], args: argparse.Namespace) -> None:
+    """In a fresh process: the growth of the peak resident set (ru_maxrss) over one call of case
+    ``name``, inputs already built. Printed as ``RSS_EXTRA_KIB <n>`` for :func:`rss_extra_mib`."""
+    import resource
+
+    torch.set_num_threads(args.threads)
+    pred, target, mask = volume_inputs(size, torch.device("cpu"))
+    cases = volume_cases(args.bins, monai=name.startswith("MONAI"))  # import MONAI only for its rows
+    loss, masked = {n: (loss, masked) for n, loss, masked in cases}[name]
+    step = make_step(loss, pred, target, mask if masked else None)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()
+    print(f"RSS_EXTRA_KIB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}")
+
+
+def rss_extra_mib(name: str, size: tuple[int, ...], args: argparse.Namespace) -> float:
+    """:func:`rss_probe` of one case in a child process (ru_maxrss only grows, so one per case)."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--rss-probe", name, "--volume", *map(str, size)]
+    cmd += ["--bins", str(args.bins), "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return int(out.split("RSS_EXTRA_KIB")[1].split()[0]) / 1024
+
+
 def bench_volume(size: tuple[int, int, int], args: argparse.Namespace, clock: Callable[[], float]) -> None:
     """One 3D table: median time and extra peak memory per case, as ratios to L1 and MONAI."""
     from tqdm import tqdm
 
     device = torch.device(args.device)
-    shape = (1, 1, *size)
-    torch.manual_seed(0)
-    target = torch.rand(shape, device=device)
-    pred = (0.7 * target + 0.3 * torch.rand(shape, device=device)).requires_grad_()
-    mask = brain_mask(shape, device)
+    pred, target, mask = volume_inputs(size, device)
     cases = volume_cases(args.bins, not args.no_monai)
     steps = {name: make_step(loss, pred, target, mask if masked else None) for name, loss, masked in cases}
     times: dict[str, list[float]] = {name: [] for name in steps}
     mib: dict[str, float] = {}
-    calls = len(steps) * (1 + args.repeats + (0 if args.no_memory else 1))
+    rss: dict[str, float] = {}
+    calls = len(steps) * (1 + args.repeats + (0 if args.no_memory else 1) + (1 if args.rss else 0))
     with tqdm(total=calls, desc=f"1x1x{'x'.join(map(str, size))}", unit="call", file=sys.stderr) as bar:
         for step in steps.values():  # warm-up (one call each)
             step()
@@ -120,6 +151,10 @@ def bench_volume(size: tuple[int, int, int], args: argparse.Namespace, clock: Ca
             for name, step in steps.items():
                 mib[name] = peak_extra_bytes(step, device) / 2**20
                 bar.update()
+        if args.rss:
+            for name in steps:
+                rss[name] = rss_extra_mib(name, size, args)
+                bar.update()
 
     def ratio(name: str, ref: str) -> float | None:
         if ref not in times:
@@ -133,7 +168,10 @@ def bench_volume(size: tuple[int, int, int], args: argparse.Namespace, clock: Ca
         f"threads={torch.get_num_threads()}, clock={args.clock}, {args.repeats} rounds, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    cols = ("median s", "x L1", "x MONAI-g", "MiB", "% MONAI-g", "% MONAI-b", "aim met")
+    cols = ("median s", "x L1", "x MONAI-g", "MiB", "% MONAI-g", "% MONAI-b")
+    if args.rss:
+        cols += ("RSS MiB", "% MONAI-g", "% MONAI-b")
+    cols += ("aim met",)
     head = f"{'loss (forward+backward)':26s} " + " ".join(f"{c:>10s}" for c in cols)
     print(head)
     print("-" * len(head))
@@ -141,21 +179,27 @@ def bench_volume(size: tuple[int, int, int], args: argparse.Namespace, clock: Ca
         x_monai = ratio(name, MONAI_G)
         mem = mib.get(name)
 
-        def share(ref: str, mem: float | None = mem) -> str:
-            return "-" if mem is None or ref not in mib else f"{100 * mem / max(mib[ref], 1e-9):.1f}"
+        def share(ref: str, table: dict[str, float], name: str = name) -> str:
+            if name not in table or ref not in table:
+                return "-"
+            return f"{100 * table[name] / max(table[ref], 1e-9):.1f}"
 
+        # the aim's memory: the RSS growth when measured (the issue's measure), else the allocator's
+        table = rss if args.rss else mib
         met = "-"
-        if name.startswith(("MILoss", "NMILoss")) and x_monai is not None and MONAI_G in mib:
-            met = "yes" if x_monai <= 0.1 and mem is not None and mem <= 0.05 * mib[MONAI_G] else "NO"
+        if name.startswith(("MILoss", "NMILoss")) and x_monai is not None and table.get(MONAI_G, 0) > 0:
+            met = "yes" if x_monai <= 0.1 and table[name] <= 0.05 * table[MONAI_G] else "NO"
         cells = (
             f"{statistics.median(times[name]):.3f}",
             fmt_ratio(ratio(name, "L1Loss")),
             fmt_ratio(x_monai),
             "-" if mem is None else f"{mem:.1f}",
-            share(MONAI_G),
-            share(MONAI_B),
-            met,
+            share(MONAI_G, mib),
+            share(MONAI_B, mib),
         )
+        if args.rss:
+            cells += (f"{rss[name]:.1f}", share(MONAI_G, rss), share(MONAI_B, rss))
+        cells += (met,)
         print(f"{name:26s} " + " ".join(f"{c:>10s}" for c in cells))
     print(f"aim (issue #30, MI rows): {VOLUME_AIMS}")
 
@@ -240,6 +284,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-gaussian", action="store_true", help="skip MILoss(kernel='gaussian')")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    ap.add_argument(
+        "--rss",
+        action="store_true",
+        help="--volume: also the growth of the peak resident set (ru_maxrss) over one call, each case "
+        "in a fresh process (the allocator's peak misses memory held outside torch's allocator)",
+    )
+    ap.add_argument("--rss-probe", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; cuda is skipped without a GPU")
     ap.add_argument(
         "--volume",
@@ -273,6 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.volume:
         if len(args.volume) % 3:
             raise SystemExit(f"--volume takes sizes in triples D H W, got {args.volume}")
+        if args.rss_probe:
+            rss_probe(args.rss_probe, tuple(args.volume[:3]), args)
+            return
         base = time.perf_counter if args.clock == "wall" else time.process_time
         print(f"torch {torch.__version__}, device={device}, threads={torch.get_num_threads()}")
         for i in range(0, len(args.volume), 3):
