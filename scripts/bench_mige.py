@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 # isort: off
 # before torch: sets OMP_WAIT_POLICY=passive. Measured on a shared 2-core machine: with OpenMP's
@@ -155,14 +157,52 @@ def main() -> None:
     parser.add_argument("--naive-max", type=int, default=1024, help="no naive run above this M (memory)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="M up to 512, fewer repeats")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None,
+        help="also write ssge.csv and training_step.csv there (e.g. results/benchmarks/mige)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ms = [m for m in args.ms if m <= 512] if args.quick else args.ms
-    bench_ssge(ms, d=args.d, naive_max_m=args.naive_max, repeats=1 if args.quick else args.repeats)
+    repeats = 1 if args.quick else args.repeats
+    ssge_rows = bench_ssge(ms, d=args.d, naive_max_m=args.naive_max, repeats=repeats)
     print()
     # the encoder of MIGE Table 1 (Deep InfoMax's DCGAN), its Y(64) output as the code
     print("DCGAN encoder (MIGE Table 1), x = the image for every objective:")
-    bench_training_step(dcgan_y_encoder, repeats=2 if args.quick else 5)
+    step_repeats = 2 if args.quick else 5
+    steps = bench_training_step(dcgan_y_encoder, repeats=step_repeats)
+    if args.out_dir is not None:
+        write_csvs(args.out_dir, ssge_rows, steps, args.d, repeats, step_repeats)
+
+
+def write_csvs(out_dir: Path, ssge_rows: list[dict], steps: dict[str, float], d: int, repeats: int,
+               step_repeats: int) -> None:  # fmt: skip
+    """The two tables as CSV, every row stamped with the machine, threads and torch version."""
+    from experiments.runner.environment import device_name
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = [device_name(), torch.get_num_threads(), torch.__version__]
+    with (out_dir / "ssge.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["M", "d", "fast (s)", "naive (s)", "naive / fast", "best of", "device", "threads", "torch"]
+        )
+        for r in ssge_rows:
+            ratio = r["naive_s"] / r["fast_s"]
+            naive = "not run" if math.isnan(r["naive_s"]) else f"{r['naive_s']:.4g}"
+            ratio_text = "" if math.isnan(ratio) else f"{ratio:.1f}"
+            writer.writerow([r["M"], d, f"{r['fast_s']:.4g}", naive, ratio_text, repeats, *machine])
+    base = next(iter(steps))
+    with (out_dir / "training_step.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["objective", "ms per step", f"ratio to {base}", "best of", "device", "threads", "torch"]
+        )
+        for label, seconds in steps.items():
+            writer.writerow(
+                [label, f"{seconds * 1e3:.1f}", f"{seconds / steps[base]:.2f}", step_repeats, *machine]
+            )
+    print(f"wrote {out_dir / 'ssge.csv'} and {out_dir / 'training_step.csv'}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ the prediction and the truth): the score a loss could reach if black pixels did 
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -107,6 +108,11 @@ def main(argv: list[str] | None = None) -> str:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--ckpt", type=_labelled, action="append", required=True, help="LABEL=PATH")
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="also write the rows as CSV (with CPU, threads, torch version) for a results page, "
+        "e.g. results/exp2/mask_values_30ep.csv",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     rows = {}
     for label, path in args.ckpt:
@@ -118,7 +124,24 @@ def main(argv: list[str] | None = None) -> str:
         rows[label] = mask_value_summary(module, (dataset[i] for i in range(len(dataset))))
     text = to_markdown(rows) + "\n\n" + iou_markdown(rows)
     print(text)
+    if args.out is not None:
+        write_csv(rows, args.out)
+        print(f"wrote {args.out}")
     return text
+
+
+def write_csv(rows: dict[str, dict[str, float]], out: Path) -> None:
+    """The summaries as CSV, rounded for a page, each row stamped with the machine that made it."""
+    from experiments.runner.environment import device_name
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted(next(iter(rows.values())))
+    machine = {"device": device_name(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    with out.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["checkpoint", *keys, *machine])
+        for label, summary in rows.items():
+            writer.writerow([label, *(f"{summary[k]:.4g}" for k in keys), *machine.values()])
 
 
 if __name__ == "__main__":

@@ -23,11 +23,16 @@ def test_readme_library_example_runs() -> None:
 
 
 def test_every_figure_the_docs_show_is_in_the_repository() -> None:
-    """An image link in README.md, RESULTS.md or docs/ must name a file the repository has."""
-    pages = [REPO_ROOT / "README.md", REPO_ROOT / "RESULTS.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    """An image or page link in README.md, RESULTS.md, results/ or docs/ names a file the repository has."""
+    pages = [
+        REPO_ROOT / "README.md",
+        REPO_ROOT / "RESULTS.md",
+        *sorted((REPO_ROOT / "results").glob("*.md")),
+        *sorted((REPO_ROOT / "docs").glob("*.md")),
+    ]
     missing = []
     for page in pages:
-        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text()):
+        for target in re.findall(r"\]\(([^)\s#]+\.(?:png|md))(?:#[^)]*)?\)", page.read_text()):
             if "://" not in target and not (page.parent / target).is_file():
                 missing.append(f"{page.relative_to(REPO_ROOT)}: {target}")
     assert not missing, missing

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from experiments import REPO_ROOT
+from experiments.reporting.claims import claims_table, not_run_list, summary_counts
+from experiments.reporting.pages import update_values
 from experiments.reporting.results import (
     assemble,
     baseline_cells,
@@ -25,12 +27,15 @@ from experiments.reporting.toy_summary import toy_markdown, toy_rows
 FIGURE_TABLES = ("mige-fig1",)
 
 
-def render_table(name: str, runs: list[dict], unfinished: list[dict] = (), cells: dict | None = None) -> str:
-    """The markdown of one paper table from run records (what RESULTS.md embeds)."""
+def render_table(
+    name: str, runs: list[dict], unfinished: list[dict] = (), cells: dict | None = None, where: str = ""
+) -> str:
+    """The markdown of one paper table from run records (what the results pages embed); ``where``
+    names the records folder in the heading, so headings stay unique across pages."""
     table = with_run_rows(TABLES[name], runs)
     cells = assemble(table, runs, unfinished) if cells is None else cells
     parts = [
-        f"### {table.name}",
+        f"### {table.name}" + (f" (records: {where})" if where else ""),
         "",
         "Each cell: ours mean ± std (number of seeds) / the paper's value; best of ours per column in bold.",
         "",
@@ -112,9 +117,35 @@ def render_ablation(name: str, folder: Path = ABLATIONS) -> str:
     return "\n".join(lines)
 
 
+def render_csv(path: Path) -> str:
+    """A CSV under results/ as a markdown table, its header as the column titles."""
+    if not path.is_file():
+        return f"No records yet ({path.relative_to(REPO_ROOT)} is missing).\n"
+    rows = list(csv.reader(path.open()))
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines) + "\n"
+
+
 def render_block(key: str, records: Path = RECORDS) -> str:
-    """The generated text for a RESULTS.md block named "<scale>/<table>" (records below records/<scale>)."""
+    """The generated text for a block: "<scale>/<table>" (records below records/<scale>),
+    "sweep/<name>", "ablation/<name>", "claims/table" / "claims/not-run" / "claims/counts", or
+    "csv/<path below results/>"."""
     scale, _, name = key.partition("/")
+    if scale == "claims":
+        if name == "table":
+            return claims_table(records)
+        if name == "not-run":
+            return not_run_list(records)
+        if name == "counts":
+            counts = summary_counts(records)
+            plural = {"holds": "hold", "does not hold": "do not hold"}
+            order = ("holds", "does not hold", "undecided", "no records yet", "not run here")
+            parts = [f"{counts[k]} {k if counts[k] == 1 else plural.get(k, k)}" for k in order if k in counts]
+            return f"Of {sum(counts.values())} claims: {', '.join(parts)}.\n"
+        raise ValueError(f"unknown claims block {key!r}; use claims/table, claims/not-run or claims/counts")
+    if scale == "csv":
+        return render_csv(records.parent / name)
     if scale == "ablation":
         return render_ablation(name, records.parent / "ablation")
     if scale == "sweep":
@@ -128,7 +159,7 @@ def render_block(key: str, records: Path = RECORDS) -> str:
             run["path"] = str(Path(run["path"]).relative_to(REPO_ROOT))
     if name == "mige-fig1":
         return toy_markdown(runs) + "\n" if runs else "No records yet.\n"
-    return render_table(name, runs, load_unfinished(folder) if folder.is_dir() else [])
+    return render_table(name, runs, load_unfinished(folder) if folder.is_dir() else [], where=scale)
 
 
 def update_results(path: Path, records: Path = RECORDS, check: bool = False) -> list[str]:
@@ -146,6 +177,10 @@ def update_results(path: Path, records: Path = RECORDS, check: bool = False) -> 
         return match.group(1) + body + match.group(4)
 
     new = BLOCK.sub(replace, text)
+    valued = update_values(new, records)
+    if valued != new:
+        stale.append("inline values")
+    new = valued
     if not check and new != text:
         path.write_text(new)
     return stale

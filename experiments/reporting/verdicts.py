@@ -177,6 +177,9 @@ def judge_best(claimed: Arm, rival: Arm, claimed_is_ours_best: bool, lower_is_be
     claimed_is_ours_best: True when the claimed row has our best mean, so a significant difference
     confirms the claim; False when the rival is ahead, so a significant difference refutes it.
     """
+    if claimed.learned and rival.learned and claimed.successes == rival.successes == 0:
+        neither = "no seed beats the trivial baseline on either side"
+        return Verdict("undecided", claimed, rival, "none", reason=neither)
     if claimed.learned and rival.learned and (claimed.successes < len(claimed.values)
                                               or rival.successes < len(rival.values)):  # fmt: skip
         p = fisher_exact(claimed.successes, len(claimed.values), rival.successes, len(rival.values))
