@@ -88,3 +88,22 @@ def test_modules_accept_auto_and_refuse_other_strings():
         MILoss(9, value_range="full")
     with pytest.raises(ValueError, match="lo < hi"):
         mutual_information(x, y, 9, (1.0, 1.0))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck_of_the_auto_path(kernel, masked):
+    """gradcheck of "auto" on the voxels strictly between each sample's min and max (those two are
+    held fixed: the range is a constant to autograd, so moving them is not differentiated)."""
+    g = torch.Generator().manual_seed(3)
+    inner = (0.1 + 0.8 * torch.rand(2, 10, generator=g, dtype=torch.float64)).requires_grad_()
+    ends = torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64) * 5 - 2
+    y = torch.rand(2, 12, generator=g, dtype=torch.float64) * 3
+    mask = torch.rand(2, 12, generator=g) < 0.8 if masked else None
+    if masked:
+        mask[:, :2] = True
+
+    def fn(v):
+        return normalized_mutual_information(torch.cat([ends, v * 5 - 2], 1), y, 7, "auto", kernel, mask=mask)
+
+    assert torch.autograd.gradcheck(fn, (inner,), atol=1e-6)
