@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -181,11 +182,23 @@ def write_csvs(out_dir: Path, ssge_rows: list[dict], steps: dict[str, float], d:
     from experiments.runner.environment import device_name
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    machine = [device_name(), torch.get_num_threads(), torch.__version__]
+    # the 1-minute load average says whether other work shared the cores during the measurement
+    machine = [device_name(), torch.get_num_threads(), torch.__version__, f"{os.getloadavg()[0]:.1f}"]
     with (out_dir / "ssge.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["M", "d", "fast (s)", "naive (s)", "naive / fast", "best of", "device", "threads", "torch"]
+            [
+                "M",
+                "d",
+                "fast (s)",
+                "naive (s)",
+                "naive / fast",
+                "best of",
+                "device",
+                "threads",
+                "torch",
+                "load",
+            ]
         )
         for r in ssge_rows:
             ratio = r["naive_s"] / r["fast_s"]
@@ -196,7 +209,7 @@ def write_csvs(out_dir: Path, ssge_rows: list[dict], steps: dict[str, float], d:
     with (out_dir / "training_step.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["objective", "ms per step", f"ratio to {base}", "best of", "device", "threads", "torch"]
+            ["objective", "ms per step", f"ratio to {base}", "best of", "device", "threads", "torch", "load"]
         )
         for label, seconds in steps.items():
             writer.writerow(

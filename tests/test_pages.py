@@ -119,3 +119,23 @@ def test_inline_values_render_from_records_and_name_what_is_wrong(tmp_path: Path
         cell_value(*lmi50, "median", tmp_path)
     with pytest.raises(ValueError, match="start it with claim:, cell: or rule:"):
         render_value("bogus:1")
+
+
+def test_benchmark_csvs_carry_the_machine_and_render_as_a_table(tmp_path: Path) -> None:
+    import csv
+
+    from experiments.reporting.render import render_block
+    from scripts.bench_mige import write_csvs
+
+    out = tmp_path / "benchmarks" / "mige"
+    rows = [{"M": 64, "fast_s": 0.001, "naive_s": 0.01}, {"M": 2048, "fast_s": 2.0, "naive_s": float("nan")}]
+    write_csvs(out, rows, {"jsd": 0.5, "mige": 0.25}, d=64, repeats=3, step_repeats=5)
+    ssge = list(csv.DictReader((out / "ssge.csv").open()))
+    assert ssge[0]["naive / fast"] == "10.0" and ssge[1]["naive (s)"] == "not run"
+    assert all(row["device"] and row["threads"] and row["torch"] and row["load"] for row in ssge)
+    steps = list(csv.DictReader((out / "training_step.csv").open()))
+    assert [row["ratio to jsd"] for row in steps] == ["1.00", "0.50"]
+    table = render_block("csv/benchmarks/mige/training_step.csv", tmp_path / "runs")
+    assert table.splitlines()[0].startswith("| objective | ms per step | ratio to jsd |")
+    assert "| mige | 250.0 | 0.50 |" in table
+    assert "No records yet" in render_block("csv/benchmarks/none.csv", tmp_path / "runs")

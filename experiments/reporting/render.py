@@ -120,7 +120,8 @@ def render_ablation(name: str, folder: Path = ABLATIONS) -> str:
 def render_csv(path: Path) -> str:
     """A CSV under results/ as a markdown table, its header as the column titles."""
     if not path.is_file():
-        return f"No records yet ({path.relative_to(REPO_ROOT)} is missing).\n"
+        shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+        return f"No records yet ({shown} is missing).\n"
     rows = list(csv.reader(path.open()))
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
