@@ -78,3 +78,15 @@ def test_volume_mode_prints_every_kernel_masked_and_not_against_monai() -> None:
     assert {f"MILoss {k}{m}" for k in kernels for m in ("", " masked")} <= set(rows)
     if "MONAI GlobalMI b-spline" in proc.stdout:  # monai installed: each MI row says whether it met the aim
         assert all(r[-1] in {"yes", "NO"} for r in rows.values())
+
+
+def test_rss_probe_reports_the_growth_of_the_peak_resident_set() -> None:
+    """--rss runs each case in a child like this one; it prints the ru_maxrss growth in KiB."""
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--rss-probe", "MILoss bspline masked", "--volume", "6", "7", "8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.split("RSS_EXTRA_KIB")[1].split()[0]) >= 0
