@@ -111,6 +111,7 @@ def test_any_other_exception_is_failed_with_its_type_and_message(
     assert record["status"] == "failed" and record["error_type"] == error_type and message in record["error"]
 
 
+@pytest.mark.slow  # several run.py processes (about 20-40 s on 2 shared cores)
 def test_cli_exit_codes_say_diverged_and_failed(tmp_path: Path, data_root: Path) -> None:
     code, out = _finish(
         _cli([*BASE, "module.optimizer.lr=inf", f"hydra.run.dir={tmp_path / 'nan'}"], tmp_path, data_root)
@@ -178,6 +179,7 @@ def test_a_stop_request_mid_epoch_resumes_like_the_uninterrupted_run(
     assert resumed["metrics"] == straight["metrics"]
 
 
+@pytest.mark.slow  # several run.py processes (about 20-40 s on 2 shared cores)
 def test_max_time_mid_epoch_exits_non_zero_and_resumes_like_the_uninterrupted_run(
     straight: dict, tmp_path: Path, data_root: Path
 ) -> None:
@@ -223,6 +225,7 @@ def test_a_finished_record_is_never_downgraded(tmp_path: Path, data_root: Path) 
 # 5. one live run per folder
 
 
+@pytest.mark.slow  # several run.py processes (about 20-40 s on 2 shared cores)
 def test_a_second_run_in_a_live_runs_folder_is_refused_and_a_dead_ones_lock_is_taken_over(
     straight: dict, tmp_path: Path, data_root: Path
 ) -> None:
@@ -272,6 +275,7 @@ def test_evaluating_into_the_runs_folder_leaves_its_record(tmp_path: Path, data_
     assert evaluated["status"] == "evaluated" and evaluated["metrics"] == finished["metrics"]
 
 
+@pytest.mark.slow  # several run.py processes (about 20-40 s on 2 shared cores)
 def test_resume_and_evaluate_a_multirun_folder_by_its_name(
     straight: dict, tmp_path: Path, data_root: Path
 ) -> None:
@@ -300,6 +304,14 @@ def test_worse_than_baseline_compares_in_each_metrics_direction() -> None:
     flags = worse_than_baseline(metrics)
     assert set(flags) == {"mae_tx", "iou_0.05"}
     assert flags["iou_0.05"]["baseline_name"] == "everywhere" and flags["mae_tx"]["baseline"] == 10.9
+
+
+def test_a_finished_run_worse_than_its_trivial_baseline_is_flagged(tmp_path: Path, data_root: Path) -> None:
+    record = run(compose_config([*BASE, "module.optimizer.lr=1e6"], tmp_path, data_root))
+    assert record["status"] == "finished"
+    flag = record["flag_worse_than_baseline"]["mae_tx"]
+    assert flag["value"] > flag["baseline"] == record["metrics"]["test/baseline_mae_tx"]
+    assert read_record(tmp_path)["flag_worse_than_baseline"] == record["flag_worse_than_baseline"]
 
 
 def test_max_epochs_0_is_refused_for_training(tmp_path: Path, data_root: Path) -> None:

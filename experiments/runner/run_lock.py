@@ -63,6 +63,10 @@ class RunLock:
                 "folder would overwrite each other's record and checkpoint. Wait for it to end, stop it, "
                 "or run in another folder (drop hydra.run.dir, or pick another)."
             ) from None
+        except OSError as error:  # a filesystem without locks (some network mounts): run unguarded
+            log.warning("%s: cannot lock (%s); nothing stops a second run in this folder", self.path, error)
+            os.close(fd)
+            return self
         stale = self._read(fd)
         if stale:
             log.warning(
