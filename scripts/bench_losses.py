@@ -100,9 +100,18 @@ def volume_inputs(size: tuple[int, ...], device: torch.device) -> tuple[torch.Te
     return pred, target, brain_mask(shape, device)
 
 
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
 def rss_probe(name: str, size: tuple[int, ...], args: argparse.Namespace) -> None:
-    """In a fresh process: the growth of the peak resident set (ru_maxrss) over one call of case
-    ``name``, inputs already built. Printed as ``RSS_EXTRA_KIB <n>`` for :func:`rss_extra_mib`."""
+    """In a fresh process: how far one call of case ``name`` lifts the peak resident set above the
+    resident set before it (inputs built). Printed as ``RSS_EXTRA_KIB <n>`` for :func:`rss_extra_mib`.
+
+    On Linux the peak (VmHWM) is reset to the current resident set first (``/proc/self/clear_refs``),
+    so neither import-time peaks nor the parent's peak (``ru_maxrss`` survives fork and exec) hide it.
+    """
     import resource
 
     torch.set_num_threads(args.threads)
@@ -110,9 +119,17 @@ def rss_probe(name: str, size: tuple[int, ...], args: argparse.Namespace) -> Non
     cases = volume_cases(args.bins, monai=name.startswith("MONAI"))  # import MONAI only for its rows
     loss, masked = {n: (loss, masked) for n, loss, masked in cases}[name]
     step = make_step(loss, pred, target, mask if masked else None)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    step()
-    print(f"RSS_EXTRA_KIB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to VmRSS
+        before = _proc_status_kib("VmRSS")
+        step()
+        extra = _proc_status_kib("VmHWM") - before
+    except OSError:  # not Linux: ru_maxrss, a lower bound (earlier peaks can hide the step's)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        step()
+        extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    print(f"RSS_EXTRA_KIB {extra}")
 
 
 def rss_extra_mib(name: str, size: tuple[int, ...], args: argparse.Namespace) -> float:
@@ -287,8 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--rss",
         action="store_true",
-        help="--volume: also the growth of the peak resident set (ru_maxrss) over one call, each case "
-        "in a fresh process (the allocator's peak misses memory held outside torch's allocator)",
+        help="--volume: also how far one call lifts the peak resident set (VmHWM), each case in a "
+        "fresh process (the allocator's peak misses memory held outside torch's allocator)",
     )
     ap.add_argument("--rss-probe", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; cuda is skipped without a GPU")
