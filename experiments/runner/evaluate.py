@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.runner.build import module_from_checkpoint
 from experiments.runner.checkpointing import LAST
+from experiments.runner.data_source import data_source
 from experiments.runner.environment import environment_info
 from experiments.runner.fingerprint import differences, fingerprint, result_config
 from experiments.runner.record import EVALUATION_FILE, summarize, worse_than_baseline, write_record
@@ -64,6 +65,7 @@ def evaluate(cfg: DictConfig, output_dir: Path, trainer_kwargs: dict[str, Any]) 
         "evaluated_checkpoint": str(path),
         "checkpoint_config_fingerprint": fingerprint(trained),
         "config_differences": changed,
+        "data_source": data_source(cfg),
         "config_fingerprint": fingerprint(cfg),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "metrics": metrics,
