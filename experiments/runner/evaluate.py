@@ -40,6 +40,7 @@ def checkpoint_to_evaluate(cfg: DictConfig, output_dir: Path) -> Path:
 
 def evaluate(cfg: DictConfig, output_dir: Path, trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
     path = checkpoint_to_evaluate(cfg, output_dir)
+    log.info("evaluating %s -> %s", path, output_dir / EVALUATION_FILE)
     built = module_from_checkpoint(path)
     if built is None:
         raise ValueError(f"{path} holds no run config (not written by run.py); it cannot be evaluated here")
