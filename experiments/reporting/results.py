@@ -15,6 +15,7 @@ import yaml
 
 from experiments import CONFIG_DIR
 from experiments.reporting.config_drift import drift_overrides, runner_configs
+from experiments.reporting.record_dates import run_dates
 from experiments.reporting.tables import BASELINES, Column, Table
 from experiments.reporting.verdicts import Arm, Verdict, judge_best
 from experiments.runner.fingerprint import key_under
@@ -513,12 +514,12 @@ def scale_summary(table: Table, runs: list[dict[str, Any]]) -> list[str]:
         if "seed" in data:  # the data's own seed (scenes, crops), not the run's: e.g. held-out scenes
             sizes += f", data seed={data['seed']}"
         seeds = sorted({r.get("seed") for r in mine}, key=str)
-        devices = sorted({r["environment"]["device"] for r in mine})
+        devices = sorted({str((r.get("environment") or {}).get("device", "?")) for r in mine})
         wall = sum(r.get("wall_time_s", 0) for r in mine)
         lines.append(
             f"- {experiment}: {len(mine)} runs; {sizes}; epochs={config['trainer'].get('max_epochs')}; "
             f"seeds={seeds}; debug={mine[0].get('debug')}; device={', '.join(devices)}; "
-            f"total wall time {wall / 60:.1f} min"
+            f"total wall time {wall / 60:.1f} min; run dates {run_dates(mine)}"
         )
         mixed = mixed_settings(mine)
         if mixed:

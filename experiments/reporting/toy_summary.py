@@ -11,6 +11,7 @@ import re
 import statistics
 from typing import Any
 
+from experiments.reporting.record_dates import run_dates
 from experiments.reporting.results import format_values
 
 ESTIMATORS = ("mine", "mine_f", "mige")
@@ -50,12 +51,14 @@ def toy_markdown(runs: list[dict[str, Any]]) -> str:
     seeds = sorted({r.get("seed") for r in runs if r.get("experiment") == "mige_toy"}, key=str)
     config = next(r["config"] for r in runs if r.get("experiment") == "mige_toy")
     module = config.get("module", {})
-    wall = sum(r.get("wall_time_s", 0) for r in runs if r.get("experiment") == "mige_toy")
+    toy_runs = [r for r in runs if r.get("experiment") == "mige_toy"]
+    wall = sum(r.get("wall_time_s", 0) for r in toy_runs)
+    devices = sorted({str((r.get("environment") or {}).get("device", "?")) for r in toy_runs})
     lines += [
         "",
         f"Scale: {module.get('n_rhos')} values of rho in [{module.get('rho_min')}, {module.get('rho_max')}], "
         f"{module.get('n_samples')} samples per rho for MIGE, MINE/MINE-f trained {module.get('mine_steps')} "
         f"steps of batch {module.get('mine_batch')} per rho; seeds {seeds}; "
-        f"total wall time {wall / 60:.1f} min.",
+        f"total wall time {wall / 60:.1f} min; device {', '.join(devices)}; run dates {run_dates(toy_runs)}.",
     ]
     return "\n".join(lines)
