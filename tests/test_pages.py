@@ -113,11 +113,15 @@ def test_inline_values_render_from_records_and_name_what_is_wrong(tmp_path: Path
     text = "MAE <!-- v:cell:cpu/exp3_depth:loss.name=ssim:test/mae_depth_m:mean -->STALE<!-- /v --> m"
     assert update_values(text, tmp_path) == text.replace("STALE", "7")
     assert render_value("rule:alpha") == "0.05" and render_value("rule:power") == "80 %"
+    _record(tmp_path / "cpu" / "exp3_depth" / "ssim1", "ssim", None, 1, 7.5)
+    compare = "compare:cpu/exp3_depth:loss.name=lmi,loss.bins=50:loss.name=ssim:test/mae_depth_m"
+    effect = render_value(compare, tmp_path)
+    assert effect.startswith("Δ = 5.08 [-11.4, 21.5]") and "p = 0.317" in effect  # scipy: 0.3169
     with pytest.raises(ValueError, match="no finished run"):
         cell_value("cpu/exp3_depth", "loss.name=l1", "test/mae_depth_m", "mean", tmp_path)
     with pytest.raises(ValueError, match="unknown stat"):
         cell_value(*lmi50, "median", tmp_path)
-    with pytest.raises(ValueError, match="start it with claim:, cell: or rule:"):
+    with pytest.raises(ValueError, match="start it with claim:, cell:, compare: or rule:"):
         render_value("bogus:1")
 
 
