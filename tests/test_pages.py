@@ -143,3 +143,11 @@ def test_benchmark_csvs_carry_the_machine_and_render_as_a_table(tmp_path: Path) 
     assert table.splitlines()[0].startswith("| objective | ms per step | ratio to jsd |")
     assert "| mige | 250.0 | 0.50 |" in table
     assert "No records yet" in render_block("csv/benchmarks/none.csv", tmp_path / "runs")
+
+
+def test_a_setting_sweep_selects_rows_word_by_word() -> None:
+    from experiments.reporting.setting_sweep import _selected
+
+    assert _selected("lmi batch_size=4", "lmi batch") and _selected("lmi N=50 lr=0.003", "lmi N=50")
+    assert not _selected("lmi N=3 batch_size=8", "lmi batch") and not _selected("mine_ib x=1", "mi")
+    assert _selected("ssim lr=0.003", "ssim") and not _selected("ssim_l2 lr=0.003", "ssim")

@@ -34,6 +34,13 @@ class SettingSweep:
 
 
 SETTING_SWEEPS: dict[str, SettingSweep] = {
+    "exp1-batch-size": SettingSweep(
+        title="Exp1 at paper scale: the batch size, for L1, L_MI and L_LMI",
+        folders=("paper/exp1_bar", "paper_bs4/exp1_bar", "paper_bs16/exp1_bar"),
+        key="dataset_module.batch_size",
+        table="deepmi-exp1-bar",
+        only=("l1 batch", "mi batch", "lmi batch"),
+    ),
     "exp3-heldout-lr": SettingSweep(
         title="Exp3 on the held-out validation scenes: SSIM's learning rate beside L_LMI's bin count",
         folders=(
@@ -65,6 +72,15 @@ def run_label(run: dict[str, Any], label_keys: Sequence[str] = ()) -> str:
     return label
 
 
+def _selected(label: str, prefix: str) -> bool:
+    """Does a row label start with ``prefix`` word by word: the loss name exactly, each later word
+    as a prefix ("lmi batch" selects "lmi batch_size=4", not "lmi N=3 batch_size=8" nor "mine")?"""
+    words, wanted = label.split(), prefix.split()
+    if len(words) < len(wanted) or words[0] != wanted[0]:
+        return False
+    return all(w.startswith(p) for w, p in zip(words[1:], wanted[1:], strict=False))
+
+
 def _number(text: str) -> tuple[float, str]:
     try:
         return float(text), text
@@ -92,7 +108,7 @@ def render_setting_sweep(name: str, records: Path) -> str:
         for run in found:
             # the row is the label; a label is no loss file, so its "default bins" is None
             label = run_label(run, (sweep.key,))
-            if not sweep.only or any(label.startswith(f"{prefix} ") for prefix in sweep.only):
+            if not sweep.only or any(_selected(label, prefix) for prefix in sweep.only):
                 runs.append({**run, "loss": label, "bins": None})
     if not runs:
         return "No records yet.\n"

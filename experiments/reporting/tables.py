@@ -105,6 +105,15 @@ TABLES: dict[str, Table] = {
         ),
         fixed={"loss": "lmi"},
     ),
+    # Exp1 alone, for studies of Exp1's own settings (e.g. its batch size)
+    "deepmi-exp1-bar": Table(
+        name="DeepMI Exp1 (Table 1's losses): alignment errors",
+        paper_key="deepmi_table1",
+        row_field="loss",
+        rows=IMAGE_LOSSES,
+        columns=tuple(c for c in DEEPMI_COLUMNS if c.experiment == "exp1_bar"),
+        sweeps=(Sweep("exp1_bar", (f"loss={','.join(IMAGE_LOSSES)}",)),),
+    ),
     # Exp2 alone, for studies of Exp2's own settings (e.g. its training budget)
     "deepmi-exp2-mask": Table(
         name="DeepMI Exp2 (Table 1's losses): IoU of the predicted dissimilar region",
