@@ -23,13 +23,13 @@ FAMILIES = {  # one experiment per module family: image task, DIM, IB
 }
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def _run(args: list[str], cwd: Path, expected_code: int = 0) -> subprocess.CompletedProcess:
     env = {**os.environ, "DEEPMI_DATA": str(cwd / "data"), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=600,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-12000:]
+    assert proc.returncode == expected_code, proc.stdout[-2000:] + proc.stderr[-12000:]
     return proc
 
 
@@ -45,7 +45,8 @@ def test_cpu_ddp_run_equals_a_single_process_evaluation_of_its_weights(family: s
     ckpt = ddp_dir / "checkpoints" / "last.ckpt"
     one_dir = tmp_path / "one"
     _run([*overrides, "train=false", f"ckpt_path={ckpt}", f"hydra.run.dir={one_dir}"], tmp_path)
-    single = json.loads((one_dir / "metrics.json").read_text())
+    single = json.loads((one_dir / "evaluation.json").read_text())  # an evaluation never writes metrics.json
+    assert not (one_dir / "metrics.json").exists()
     assert single["status"] == "evaluated" and "strategy" not in single["config"]["trainer"]
     test_metrics = {k: v for k, v in ddp["metrics"].items() if k.startswith("test/")}
     assert test_metrics and test_metrics.keys() == {k for k in single["metrics"] if k.startswith("test/")}
@@ -57,7 +58,7 @@ def test_cpu_ddp_resumes_on_every_rank_from_rank_0s_epoch_checkpoint(tmp_path: P
     ddp = [*SMOKE, *FAMILIES["image"], "trainer=ddp_cpu", "trainer.max_epochs=2"]
     _run([*ddp, f"hydra.run.dir={tmp_path / 'straight'}"], tmp_path)
     stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpochs", "+callbacks.stop.epochs=1"]
-    _run([*ddp, *stop, f"hydra.run.dir={tmp_path / 'cut'}"], tmp_path)
+    _run([*ddp, *stop, f"hydra.run.dir={tmp_path / 'cut'}"], tmp_path, expected_code=4)  # stopped: exit 4
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["status"] == "stopped"
     _run([*ddp, "ckpt_path=last", f"hydra.run.dir={tmp_path / 'cut'}"], tmp_path)
     straight, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "cut"))

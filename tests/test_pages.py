@@ -151,3 +151,18 @@ def test_a_setting_sweep_selects_rows_word_by_word() -> None:
     assert _selected("lmi batch_size=4", "lmi batch") and _selected("lmi N=50 lr=0.003", "lmi N=50")
     assert not _selected("lmi N=3 batch_size=8", "lmi batch") and not _selected("mine_ib x=1", "mi")
     assert _selected("ssim lr=0.003", "ssim") and not _selected("ssim_l2 lr=0.003", "ssim")
+
+
+def test_a_failed_run_is_shown_as_failed_not_as_missing(tmp_path: Path) -> None:
+    from experiments.reporting.results import assemble, load_runs, load_unfinished, to_markdown
+    from experiments.reporting.tables import TABLES
+
+    _record(tmp_path / "lmi0", "lmi", 11, 0, 9.0)
+    _record(tmp_path / "lmi1", "lmi", 11, 1, 9.5)
+    record = json.loads((tmp_path / "lmi1" / "metrics.json").read_text())
+    record.update(status="failed", error_type="RuntimeError", metrics={})
+    (tmp_path / "lmi1" / "metrics.json").write_text(json.dumps(record))
+    table = TABLES["deepmi-exp3-depth"]
+    cells = assemble(table, load_runs(tmp_path), load_unfinished(tmp_path))
+    assert cells[("lmi", "exp3/mae_depth_m")].failed == 1
+    assert "| lmi | **9 (1)** + 1 failed / 0.27 | 1 failed |" in to_markdown(table, cells)

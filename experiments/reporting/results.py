@@ -35,8 +35,9 @@ def _records(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def load_unfinished(runs_dir: Path) -> list[dict[str, Any]]:
-    """Records below runs_dir that ended as diverged or stopped (shown as such in the tables)."""
-    return [record for _, record in _records(runs_dir) if record.get("status") in ("diverged", "stopped")]
+    """Records below runs_dir that ended as diverged, stopped or failed (shown as such in the tables)."""
+    unfinished = ("diverged", "stopped", "failed")
+    return [record for _, record in _records(runs_dir) if record.get("status") in unfinished]
 
 
 def load_runs(runs_dir: Path, distinct_by: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -89,6 +90,7 @@ class Cell:
     at_baseline: int = 0  # finished runs that did not beat the best trivial baseline
     learned: list[float] = field(default_factory=list)  # values of the runs that did beat it
     beats: list[bool] = field(default_factory=list)  # per value: did its run beat the baseline?
+    failed: int = 0  # runs that ended with an exception (no metrics)
 
     @property
     def mean(self) -> float | None:
@@ -157,9 +159,11 @@ def assemble(
                 if r.get("experiment") == column.experiment and _row_matches(table, row, r)
             ]
             diverged = sum(r.get("status") == "diverged" for r in failed)
+            crashed = sum(r.get("status") == "failed" for r in failed)
             at_baseline = len(values) - len(learned)
             cells[(row, column.key)] = Cell(
-                values, paper_value, diverged, len(failed) - diverged, at_baseline, learned, beats
+                values, paper_value, diverged, len(failed) - diverged - crashed, at_baseline, learned, beats,
+                crashed,
             )
     return cells
 
@@ -257,14 +261,14 @@ def to_markdown(table: Table, cells: dict, baselines: dict | None = None) -> str
         entries = [row]
         for column in table.columns:
             cell = cells[(row, column.key)]
-            ours = format_values(cell.values) or ("" if cell.diverged or cell.stopped else "not run")
+            ended = cell.diverged or cell.stopped or cell.failed
+            ours = format_values(cell.values) or ("" if ended else "not run")
             if best[column.key] == row and cell.mean is not None:
                 ours = f"**{ours}**"
             if cell.at_baseline:  # bimodal cells: count the failed seeds and give the others' own mean
                 ours = f"{ours} [{_bimodal_note(cell)}]"
-            failures = [
-                f"{n} {what}" for n, what in ((cell.diverged, "diverged"), (cell.stopped, "stopped")) if n
-            ]
+            outcomes = ((cell.diverged, "diverged"), (cell.stopped, "stopped"), (cell.failed, "failed"))
+            failures = [f"{n} {what}" for n, what in outcomes if n]
             if failures:
                 ours = f"{ours} + {', '.join(failures)}" if ours else ", ".join(failures)
             entries.append(f"{ours} / {_fmt(cell.paper)}" if has_paper[column.key] else ours)
