@@ -93,3 +93,18 @@ def test_volume_past_float32_integers(name, f, min_bins):
     exact = f(x.double(), y.double(), 32)
     torch.testing.assert_close(value.double(), exact, rtol=1e-4, atol=0)
     assert grad.abs().sum() > 0
+
+
+def test_a_two_dimensional_input_says_it_is_read_as_batch_by_values() -> None:
+    """An (H, W) image without its batch dimension would silently be H samples of W pixels."""
+    import warnings
+
+    from deepmi.losses import MILoss
+
+    image = torch.rand(17, 23)
+    with pytest.warns(UserWarning, match=r"read as 17 samples of 23 values.*image\[None, None\]"):
+        MILoss(bins=8)(image, image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per shape; a batched image says nothing
+        MILoss(bins=8)(image, image)
+        MILoss(bins=8)(image[None, None], image[None, None])

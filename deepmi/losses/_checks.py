@@ -86,6 +86,23 @@ def _warn_out_of_range(name: str, t: Tensor, share: float, value_range: tuple[fl
     )
 
 
+_warned_two_dims: set[tuple[int, ...]] = set()
+
+
+def _warn_two_dims(shape: tuple[int, ...]) -> None:
+    """A 2-D input is read as (B, values): say so once per shape, since an (H, W) image passed
+    without its batch dimension would silently become H samples of W pixels each."""
+    if shape in _warned_two_dims:
+        return
+    _warned_two_dims.add(shape)
+    warnings.warn(
+        f"a 2-D input of shape {shape} is read as {shape[0]} samples of {shape[1]} values each; "
+        "if it is one (H, W) image, pass image[None, None] (shape (1, 1, H, W)) instead",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def check_pair(
     pred: Tensor,
     target: Tensor,
@@ -115,6 +132,8 @@ def check_pair(
         raise ValueError(
             f"expected a non-empty batch (B, ...) with at least {min_dim} dims, got {tuple(pred.shape)}"
         )
+    if pred.dim() == 2 and not torch.compiler.is_compiling():
+        _warn_two_dims(tuple(pred.shape))
     # Skip the data-dependent tests while torch.compile traces the caller: they would break the graph.
     if (check_finite or value_range is not None) and not torch.compiler.is_compiling():
         stats = iter(_cheap_stats((pred, target), check_finite, value_range))
