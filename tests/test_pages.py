@@ -166,3 +166,19 @@ def test_a_failed_run_is_shown_as_failed_not_as_missing(tmp_path: Path) -> None:
     cells = assemble(table, load_runs(tmp_path), load_unfinished(tmp_path))
     assert cells[("lmi", "exp3/mae_depth_m")].failed == 1
     assert "| lmi | **9 (1)** + 1 failed / 0.27 | 1 failed |" in to_markdown(table, cells)
+
+
+def test_pages_with_their_own_generator_are_what_it_prints() -> None:
+    """results/mi_benchmark.md is written whole by scripts/bench_estimators.py; its --check compares."""
+    import subprocess
+    import sys
+
+    from experiments.reporting.pages import OWN_GENERATOR, PAGES
+
+    own = [(p, m["command"]) for p in PAGES if p.is_file() and (m := OWN_GENERATOR.search(p.read_text()))]
+    assert own, "expected at least results/mi_benchmark.md"
+    for page, command in own:
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / command), "--check"], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{page.name} is stale: run python {command}\n{proc.stdout}{proc.stderr}"
