@@ -80,10 +80,14 @@ class RegistrationLoss(nn.Module):
 
     def loss_map(self, a: Tensor, b: Tensor) -> Tensor:
         """A tensor of ``a``'s shape whose mean over a sample's elements is the loss (see above)."""
+        # kornia's masked path hands over (B, selected values): give it a channel axis, so the losses'
+        # warning about 2-D inputs (an (H, W) image without its batch axis) does not fire on it
+        a_in, b_in = (a[:, None], b[:, None]) if a.dim() == 2 else (a, b)
         if isinstance(self.loss, (L1Loss, L2Loss)):
-            x, y = check_pair(a, b)  # the checks the loss itself would run (shapes, dtypes, NaN/inf)
+            x, y = check_pair(a_in, b_in)  # the checks the loss itself would run (shapes, dtypes, NaN/inf)
+            x, y = x.reshape(a.shape), y.reshape(a.shape)
             return (x - y).abs() if isinstance(self.loss, L1Loss) else (x - y).square()
-        value = self.per_sample(a, b)
+        value = self.per_sample(a_in, b_in)
         return value.reshape(-1, *([1] * (a.dim() - 1))).expand(a.shape)
 
     def forward(self, a: Tensor, b: Tensor, reduction: str = "none") -> Tensor:

@@ -180,7 +180,7 @@ def test_masked_registrator_hides_the_uncovered_border_from_mi() -> None:
         covered = reg.warper(32, 32)(torch.ones_like(src), reg.model()) > 0.9
         masked = reg.get_single_level_loss(src, 1 - src, reg.model())
         unmasked = ImageRegistrator.get_single_level_loss(reg, src, 1 - src, reg.model())
-    a, b = warped[covered][None], (1 - src)[covered][None]
+    a, b = warped[covered][None, None], (1 - src)[covered][None, None]
     torch.testing.assert_close(masked, MILoss(bins=N)(a, b))
     assert (~covered).float().mean() > 0.2 and not torch.isclose(masked, unmasked)
     with pytest.raises(ValueError, match="ssim"):  # windowed losses need the grid
