@@ -388,3 +388,13 @@ def test_trainer_gpu_without_a_gpu_names_the_fix(tmp_path: Path, data_root: Path
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="trainer=gpu, but torch .* sees no CUDA GPU.*drop trainer=gpu"):
         run(compose_config([*BASE, "trainer=gpu"], tmp_path, data_root))
+
+
+def test_every_higher_is_better_metric_is_known_as_such() -> None:
+    """IoU, the depth thresholds and DIM's classifier accuracies rise with quality; errors do not."""
+    from experiments.runner.record import higher_is_better
+
+    for name in ("test/iou_0.05", "test/delta1", "test/acc_conv", "test/acc_y"):
+        assert higher_is_better(name), name
+    for name in ("test/mae_tx", "test/abs_rel", "test/epe_px", "test/bad3_pct", "test/error_pct"):
+        assert not higher_is_better(name), name
