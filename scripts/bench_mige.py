@@ -179,11 +179,12 @@ def main() -> None:
 def write_csvs(out_dir: Path, ssge_rows: list[dict], steps: dict[str, float], d: int, repeats: int,
                step_repeats: int) -> None:  # fmt: skip
     """The two tables as CSV, every row stamped with the machine, threads and torch version."""
-    from experiments.runner.environment import device_name
+    from experiments.runner.environment import environment_info
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    env = environment_info()  # what a run record says of its machine
     # the 1-minute load average says whether other work shared the cores during the measurement
-    machine = [device_name(), torch.get_num_threads(), torch.__version__, f"{os.getloadavg()[0]:.1f}"]
+    machine = [env["device"], env["torch_threads"], env["torch"], f"{os.getloadavg()[0]:.1f}"]
     with (out_dir / "ssge.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(

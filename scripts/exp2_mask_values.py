@@ -132,11 +132,12 @@ def main(argv: list[str] | None = None) -> str:
 
 def write_csv(rows: dict[str, dict[str, float]], out: Path) -> None:
     """The summaries as CSV, rounded for a page, each row stamped with the machine that made it."""
-    from experiments.runner.environment import device_name
+    from experiments.runner.environment import environment_info
 
     out.parent.mkdir(parents=True, exist_ok=True)
     keys = sorted(next(iter(rows.values())))
-    machine = {"device": device_name(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    env = environment_info()  # what a run record says of its machine
+    machine = {"device": env["device"], "threads": env["torch_threads"], "torch": env["torch"]}
     with out.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["checkpoint", *keys, *machine])

@@ -176,8 +176,8 @@ def _arm_text(side: Arm, table: str | None) -> str:
     return text
 
 
-def _device(runs: list[dict[str, Any]]) -> str:
-    """'Intel Xeon, 1 thread' style: the CPU (or GPU) model and thread counts the runs recorded."""
+def device_label(runs: list[dict[str, Any]]) -> str:
+    """'Intel Xeon, 1 thr' style: the CPU (or GPU) model and thread counts the runs recorded."""
     names = set()
     for run in runs:
         env = run.get("environment") or {}
@@ -199,7 +199,13 @@ def _scale(outcome: Outcome) -> str:
     parts = [f"{scale} scale", outcome.claim.data]
     if epochs and outcome.claim.kind != "toy":
         parts.append(f"{epochs} epochs")
-    return "; ".join(parts) + f"; {_device(runs)}; {run_dates(runs)}"
+    return "; ".join(parts) + f"; {device_label(runs)}; {run_dates(runs)}"
+
+
+@cache
+def outcomes(records: Path = RECORDS, path: Path = CLAIMS_FILE) -> dict[str, Outcome]:
+    """Every claim checked once per process (pages quote the same claims many times)."""
+    return {claim.id: check(claim, records) for claim in load_claims(path)}
 
 
 def claims_table(records: Path = RECORDS, path: Path = CLAIMS_FILE) -> str:
@@ -209,9 +215,8 @@ def claims_table(records: Path = RECORDS, path: Path = CLAIMS_FILE) -> str:
         "| scale, data, device, dates | detail |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for claim in load_claims(path):
-        outcome = check(claim, records)
-        v = outcome.verdict
+    for outcome in outcomes(records, path).values():
+        claim, v = outcome.claim, outcome.verdict
         table = claim.table if claim.kind == "best" else None
         ours = _arm_text(v.claimed, table) if v else "—"
         rival = _arm_text(v.rival, table) if v else "—"
@@ -241,21 +246,20 @@ def not_run_list(records: Path = RECORDS, path: Path = CLAIMS_FILE) -> str:
 def summary_counts(records: Path = RECORDS, path: Path = CLAIMS_FILE) -> dict[str, int]:
     """How many claims hold, do not hold, are undecided, or have no runs here."""
     counts: dict[str, int] = {}
-    for claim in load_claims(path):
-        status = check(claim, records).status
-        counts[status] = counts.get(status, 0) + 1
+    for outcome in outcomes(records, path).values():
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
     return counts
 
 
 def claim_value(claim_id: str, fieldname: str, records: Path = RECORDS, path: Path = CLAIMS_FILE) -> str:
     """One value of a checked claim, for prose: claimed / rival (row and mean ± std), verdict, effect,
     p, paper."""
-    claims = {c.id: c for c in load_claims(path)}
-    if claim_id not in claims:
-        raise ValueError(f"no claim {claim_id!r} in {path.name}; known: {sorted(claims)}")
-    outcome = check(claims[claim_id], records)
+    checked = outcomes(records, path)
+    if claim_id not in checked:
+        raise ValueError(f"no claim {claim_id!r} in {path.name}; known: {sorted(checked)}")
+    outcome = checked[claim_id]
     v = outcome.verdict
-    table = claims[claim_id].table if claims[claim_id].kind == "best" else None
+    table = outcome.claim.table if outcome.claim.kind == "best" else None
     values = {
         "paper": outcome.paper,
         "verdict": outcome.status,

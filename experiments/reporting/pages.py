@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from experiments import REPO_ROOT
-from experiments.reporting.claims import claim_value
+from experiments.reporting.claims import claim_value, device_label
 from experiments.reporting.results import _fmt, config_value, load_runs, trivial_baselines
-from experiments.reporting.verdicts import ALPHA, RELATIVE_MARGIN, TARGET_POWER, p_text, welch_test
+from experiments.reporting.verdicts import ALPHA, RELATIVE_MARGIN, TARGET_POWER, welch_test, welch_text
+from experiments.runner.record import higher_is_better
 
 RECORDS = REPO_ROOT / "results" / "runs"
 PAGES = (
@@ -52,15 +53,15 @@ def _select(runs: list[dict[str, Any]], selector: str) -> list[dict[str, Any]]:
     return [r for r in runs if all(str(config_value(r, key)) == value for key, value in wanted)]
 
 
-def _values(folder: str, selector: str, metric: str, records: Path) -> list[float]:
+def _runs_with(folder: str, selector: str, metric: str, records: Path) -> list[dict[str, Any]]:
+    """The finished runs of a records folder that match a selector and logged ``metric``."""
     path = records / folder
     if not path.is_dir():
         raise ValueError(f"no records folder results/runs/{folder}")
-    runs = _select(load_runs(path), selector)
-    values = [r["metrics"][metric] for r in runs if metric in r.get("metrics", {})]
-    if not values:
+    runs = [r for r in _select(load_runs(path), selector) if metric in r.get("metrics", {})]
+    if not runs:
         raise ValueError(f"no finished run in results/runs/{folder} matches {selector!r} with {metric!r}")
-    return values
+    return runs
 
 
 def cell_value(folder: str, selector: str, metric: str, stat: str, records: Path = RECORDS) -> str:
@@ -70,15 +71,10 @@ def cell_value(folder: str, selector: str, metric: str, stat: str, records: Path
     baseline), baseline (the trivial baseline's value logged beside the metric), device (the CPU
     or GPU model and threads the runs recorded).
     """
-    values = _values(folder, selector, metric, records)
-    runs = [r for r in _select(load_runs(records / folder), selector) if metric in r.get("metrics", {})]
+    runs = _runs_with(folder, selector, metric, records)
+    values = [r["metrics"][metric] for r in runs]
     if stat == "device":
-        names = {
-            f"{str(r['environment'].get('device', '?')).removeprefix('CPU ').split(' (')[0]}, "
-            f"{r['environment'].get('torch_threads', '?')} thread(s)"
-            for r in runs
-        }
-        return "; ".join(sorted(names))
+        return device_label(runs)
     if stat == "mean":
         return _fmt(statistics.fmean(values))
     if stat == "std":
@@ -94,11 +90,8 @@ def cell_value(folder: str, selector: str, metric: str, stat: str, records: Path
         base = [min(trivial_baselines(r, metric).values(), default=None) for r in runs]
         if stat == "baseline":
             return _fmt(base[0]) if base and base[0] is not None else "—"
-        higher = metric.split("/")[-1].startswith(("iou", "delta", "acc"))
-        beat = sum(
-            b is None or (v > b if higher else v < b)
-            for v, b in zip(values, base, strict=True)
-        )
+        higher = higher_is_better(metric)
+        beat = sum(b is None or (v > b if higher else v < b) for v, b in zip(values, base, strict=True))
         return f"{beat} of {len(values)}"
     known = "mean, std, n, min, max, mean±std, learned, baseline, device"
     raise ValueError(f"unknown stat {stat!r}; use {known}")
@@ -115,11 +108,13 @@ RULE = {
 
 def compare_value(folder: str, selector_a: str, selector_b: str, metric: str, records: Path = RECORDS) -> str:
     """Welch's test of two groups of runs in one records folder: 'Δ = d [low, high], p = x' (a - b)."""
-    a, b = (_values(folder, sel, metric, records) for sel in (selector_a, selector_b))
+    a, b = (
+        [r["metrics"][metric] for r in _runs_with(folder, sel, metric, records)]
+        for sel in (selector_a, selector_b)
+    )
     if len(a) < 2 or len(b) < 2:
         return "one seed: no test possible"
-    w = welch_test(a, b)
-    return f"Δ = {_fmt(w.diff)} [{_fmt(w.low)}, {_fmt(w.high)}], {p_text(w.p)}"
+    return welch_text(welch_test(a, b))
 
 
 def render_value(key: str, records: Path = RECORDS) -> str:

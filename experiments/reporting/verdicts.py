@@ -149,10 +149,8 @@ class Verdict:
 
     def effect(self, digits: int = 3) -> str:
         """'Δ = d [low, high], p = x' (claimed minus rival) or the success rates with Fisher's p."""
-        fmt = _fmt(digits)
         if self.test == "welch" and self.welch is not None:
-            w = self.welch
-            return f"Δ = {fmt(w.diff)} [{fmt(w.low)}, {fmt(w.high)}], {p_text(w.p)}"
+            return welch_text(self.welch, digits)
         if self.test == "fisher":
             c, r = self.claimed, self.rival
             rates = f"learned {c.successes}/{len(c.values)} vs {r.successes}/{len(r.values)}"
@@ -160,8 +158,9 @@ class Verdict:
         return self.reason
 
 
-def _fmt(digits: int):
-    return lambda x: f"{x:.{digits}g}"
+def welch_text(w: Welch, digits: int = 3) -> str:
+    """'Δ = d [low, high], p = x': the difference of means, its interval and Welch's p."""
+    return f"Δ = {w.diff:.{digits}g} [{w.low:.{digits}g}, {w.high:.{digits}g}], {p_text(w.p)}"
 
 
 def p_text(p: float | None) -> str:
